@@ -1,0 +1,141 @@
+// Reads and validates manifest.json before anything from the artifact is executed.
+#include <tvm/ffi/extra/json.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "host.hpp"
+#include "kd_edge/solver.hpp"
+
+namespace kd_edge {
+namespace {
+
+namespace ffi = tvm::ffi;
+namespace fs = std::filesystem;
+
+[[noreturn]] void bad(const std::string& manifest, const std::string& what) {
+  throw Error(ErrorKind::kInvalidArtifact, manifest + ": " + what);
+}
+
+ffi::Any field(const ffi::json::Object& obj, const char* key, const std::string& manifest) {
+  auto it = obj.find(ffi::String(key));
+  if (it == obj.end()) bad(manifest, std::string("missing field \"") + key + "\"");
+  return (*it).second;
+}
+
+std::string string_field(const ffi::json::Object& obj, const char* key, const std::string& manifest) {
+  auto value = field(obj, key, manifest).try_cast<ffi::String>();
+  if (!value) bad(manifest, std::string("field \"") + key + "\" must be a string");
+  return std::string(*value);
+}
+
+ffi::json::Object object_field(const ffi::json::Object& obj, const char* key, const std::string& manifest) {
+  auto value = field(obj, key, manifest).try_cast<ffi::json::Object>();
+  if (!value) bad(manifest, std::string("field \"") + key + "\" must be an object");
+  return *value;
+}
+
+std::vector<std::string> string_list(const ffi::json::Object& obj, const char* key,
+                                     const std::string& manifest, bool allow_empty) {
+  auto value = field(obj, key, manifest).try_cast<ffi::json::Array>();
+  if (!value) bad(manifest, std::string("field \"") + key + "\" must be a list of strings");
+  std::vector<std::string> out;
+  for (const ffi::Any& item : *value) {
+    auto s = item.try_cast<ffi::String>();
+    if (!s) bad(manifest, std::string("field \"") + key + "\" must be a list of strings");
+    out.emplace_back(*s);
+  }
+  if (out.empty() && !allow_empty) bad(manifest, std::string("field \"") + key + "\" is empty");
+  return out;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+bool is_hex_digest(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+}  // namespace
+
+ArtifactInfo read_manifest(const std::string& artifact_dir) {
+  fs::path dir(artifact_dir);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(ErrorKind::kNotFound, "artifact directory not found: " + artifact_dir);
+  fs::path path = dir / "manifest.json";
+  const std::string where = path.string();
+  if (!fs::is_regular_file(path, ec))
+    throw Error(ErrorKind::kNotFound, "no manifest.json in artifact directory " + artifact_dir);
+
+  ffi::String parse_error;
+  ffi::json::Value root;
+  try {
+    root = ffi::json::Parse(ffi::String(read_text(path)), &parse_error);
+  } catch (const ffi::Error& e) {
+    bad(where, std::string("not valid JSON: ") + e.what());
+  }
+  if (!parse_error.empty()) bad(where, "not valid JSON: " + std::string(parse_error));
+  auto top = root.try_cast<ffi::json::Object>();
+  if (!top) bad(where, "top level must be a JSON object");
+
+  ArtifactInfo info;
+  auto format = field(*top, "format", where).try_cast<int64_t>();
+  if (!format) bad(where, "field \"format\" must be an integer");
+  if (*format != kManifestFormat)
+    bad(where, "manifest format " + std::to_string(*format) + ", this runtime reads " +
+                   std::to_string(kManifestFormat));
+  info.format = static_cast<int>(*format);
+
+  info.library = string_field(*top, "library", where);
+  // The library must sit inside the artifact: a path could point anywhere on disk.
+  if (info.library.empty() || info.library.find('/') != std::string::npos || info.library == "." ||
+      info.library == "..")
+    bad(where, "field \"library\" must be a plain file name inside the artifact, got \"" + info.library + "\"");
+  info.library_sha256 = string_field(*top, "library_sha256", where);
+  if (!is_hex_digest(info.library_sha256))
+    bad(where, "field \"library_sha256\" must be 64 lower-case hex digits");
+
+  std::string dtype = string_field(*top, "dtype", where);
+  if (dtype != "float32") bad(where, "dtype \"" + dtype + "\", this runtime supports float32");
+  info.input_names = string_list(*top, "inputs", where, false);
+  info.output_names = string_list(*top, "outputs", where, false);
+  for (const char* side : {"input", "output"}) {
+    const std::string key = std::string(side) + "_width";
+    auto width = field(*top, key.c_str(), where).try_cast<int64_t>();
+    const auto& names = side[0] == 'i' ? info.input_names : info.output_names;
+    if (!width || *width != static_cast<int64_t>(names.size()))
+      bad(where, "field \"" + key + "\" must equal the number of " + side + " names (" +
+                     std::to_string(names.size()) + ")");
+  }
+  info.tvm_version = string_field(*top, "tvm_version", where);
+
+  ffi::json::Object target = object_field(*top, "target", where);
+  info.target_arch = string_field(target, "arch", where);
+  info.target_cpu = string_field(target, "cpu", where);
+  info.target_features = string_list(target, "features", where, true);
+
+  // Refuse before loading: code for another architecture or for missing ISA extensions
+  // would crash with SIGILL instead of failing cleanly.
+  if (info.target_arch != host_arch())
+    bad(where, "library compiled for " + info.target_arch + ", this host is " + host_arch());
+  std::vector<std::string> missing = missing_cpu_features(info.target_features);
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& f : missing) list += (list.empty() ? "" : ", ") + f;
+    bad(where, "library compiled for CPU \"" + info.target_cpu + "\" needs features this host lacks: " + list +
+                   " (recompile with a portable target)");
+  }
+  return info;
+}
+
+}  // namespace kd_edge

@@ -1,0 +1,149 @@
+// Solver: validated load of an artifact and calls into its Relax VM entry point.
+#include "kd_edge/solver.hpp"
+
+#include <tvm/ffi/container/array.h>
+#include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/extra/module.h>
+#include <tvm/ffi/function.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+namespace kd_edge {
+namespace {
+
+namespace ffi = tvm::ffi;
+
+constexpr DLDataType kFloat32{kDLFloat, 32, 1};
+constexpr DLDevice kCpu{kDLCPU, 0};
+constexpr int kPooledAllocator = 2;  // tvm::runtime::memory::AllocatorType::kPooled
+// TVM-generated kernels assume their buffers are this aligned (aligned vector loads):
+// a caller's pointer that is not gets copied into an aligned staging buffer first.
+constexpr std::size_t kTvmAlignment = 64;
+
+// Growable float buffer aligned to kTvmAlignment.
+class AlignedBuffer {
+ public:
+  float* reserve(std::size_t n_floats) {
+    if (n_floats > capacity_) {
+      const std::size_t bytes = (n_floats * sizeof(float) + kTvmAlignment - 1) / kTvmAlignment * kTvmAlignment;
+      float* p = static_cast<float*>(std::aligned_alloc(kTvmAlignment, bytes));
+      if (p == nullptr) throw std::bad_alloc();
+      data_.reset(p);
+      capacity_ = bytes / sizeof(float);
+    }
+    return data_.get();
+  }
+
+ private:
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> data_;
+  std::size_t capacity_ = 0;
+};
+
+// Lets a TVM tensor view caller memory without copying or owning it.
+struct BorrowedData {
+  void* data;
+  void AllocData(DLTensor* tensor) { tensor->data = data; }
+  void FreeData(DLTensor*) {}
+};
+
+ffi::Function require_function(const ffi::Module& module, const char* name, const std::string& library) {
+  ffi::Optional<ffi::Function> f = module->GetFunction(ffi::String(name));
+  if (!f.has_value())
+    throw Error(ErrorKind::kInvalidArtifact, library + " has no function \"" + name +
+                                                 "\": not a kd-edge artifact library");
+  return *f;
+}
+
+// Loads and verifies the library; members are built in order, so a throw leaves nothing half-made.
+ffi::Module load_library(const std::string& artifact_dir, const ArtifactInfo& info) {
+  const std::string library = (std::filesystem::path(artifact_dir) / info.library).string();
+  if (!std::filesystem::is_regular_file(library))
+    throw Error(ErrorKind::kNotFound, "library named in manifest.json is missing: " + library);
+  // Verify before dlopen: loading runs the library's initialisers.
+  const std::string digest = sha256_file(library);
+  if (digest != info.library_sha256)
+    throw Error(ErrorKind::kInvalidArtifact, library + " has sha256 " + digest + " but manifest.json expects " +
+                                                 info.library_sha256 + ": the library was changed or damaged");
+  try {
+    return ffi::Module::LoadFromFile(ffi::String(library));
+  } catch (const ffi::Error& e) {
+    throw Error(ErrorKind::kInvalidArtifact, "cannot load " + library + ": " + e.what());
+  }
+}
+
+ffi::Module start_vm(const ffi::Module& library, const std::string& name) {
+  try {
+    ffi::Module vm = require_function(library, "vm_load_executable", name)().cast<ffi::Module>();
+    require_function(vm, "vm_initialization", name)(static_cast<int>(kCpu.device_type), kCpu.device_id,
+                                                    kPooledAllocator);
+    return vm;
+  } catch (const ffi::Error& e) {
+    throw Error(ErrorKind::kInvalidArtifact, "cannot start the compiled model in " + name + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+struct Solver::Impl {
+  ArtifactInfo info;
+  ffi::Module library;
+  ffi::Module vm;
+  ffi::Function entry;
+  AlignedBuffer staging;
+
+  explicit Impl(const std::string& artifact_dir)
+      : info(read_manifest(artifact_dir)),
+        library(load_library(artifact_dir, info)),
+        vm(start_vm(library, info.library)),
+        entry(require_function(vm, "main", info.library)) {}
+};
+
+Solver::Solver(const std::string& artifact_dir) : impl_(std::make_unique<Impl>(artifact_dir)) {}
+
+Solver::~Solver() = default;
+Solver::Solver(Solver&&) noexcept = default;
+Solver& Solver::operator=(Solver&&) noexcept = default;
+
+std::size_t Solver::n_inputs() const noexcept { return impl_->info.input_names.size(); }
+std::size_t Solver::n_outputs() const noexcept { return impl_->info.output_names.size(); }
+const ArtifactInfo& Solver::info() const noexcept { return impl_->info; }
+
+void Solver::predict(const float* in, std::size_t n_points, float* out) {
+  if (n_points == 0) return;
+  if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
+  const int64_t rows = static_cast<int64_t>(n_points);
+  const int64_t shape[2] = {rows, static_cast<int64_t>(n_inputs())};
+  const std::size_t n_in_floats = n_points * n_inputs();
+  if (reinterpret_cast<std::uintptr_t>(in) % kTvmAlignment != 0) {
+    float* aligned = impl_->staging.reserve(n_in_floats);
+    std::memcpy(aligned, in, n_in_floats * sizeof(float));
+    in = aligned;
+  }
+  ffi::Tensor result;
+  try {
+    ffi::Tensor x = ffi::Tensor::FromNDAlloc(BorrowedData{const_cast<float*>(in)}, ffi::ShapeView(shape, 2),
+                                             kFloat32, kCpu);
+    ffi::Any returned = impl_->entry(x);
+    // torch.export wraps a single output in a tuple.
+    if (auto tuple = returned.try_cast<ffi::Array<ffi::Any>>()) {
+      result = (*tuple)[0].cast<ffi::Tensor>();
+    } else {
+      result = returned.cast<ffi::Tensor>();
+    }
+  } catch (const ffi::Error& e) {
+    throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") + e.what());
+  }
+  const DLTensor* y = result.GetDLTensorPtr();
+  if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != static_cast<int64_t>(n_outputs()) ||
+      y->dtype.code != kDLFloat || y->dtype.bits != 32)
+    throw Error(ErrorKind::kRuntime, "compiled model returned a result of unexpected shape or dtype");
+  std::memcpy(out, static_cast<const char*>(y->data) + y->byte_offset, n_points * n_outputs() * sizeof(float));
+}
+
+}  // namespace kd_edge

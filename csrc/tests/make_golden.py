@@ -1,0 +1,43 @@
+"""Write golden artifacts for the C++ tests: each MLP compiled, plus inputs and PyTorch outputs.
+
+usage: python make_golden.py OUT_DIR
+OUT_DIR/index.txt lists "name n_inputs n_outputs n_points" per case; OUT_DIR/<name>/ holds
+the artifact and input_<N>.f32 / expected_<N>.f32 (raw little-endian float32, row-major).
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import kd_edge
+from kd_edge.networks import MLP
+
+# (n_inputs, n_outputs, width, depth, activation)
+CASES = [(2, 1, 20, 4, "tanh"), (1, 1, 8, 1, "sin"), (5, 3, 32, 3, "tanh"), (3, 2, 16, 6, "sin")]
+POINTS = [1, 7, 1000, 25600]
+
+
+def main(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n_in, n_out, width, depth, act in CASES:
+        torch.manual_seed(n_in * 100 + depth)
+        model = MLP(n_in, n_out, width, depth, act).eval()
+        name = f"mlp_{n_in}_{n_out}_{act}"
+        artifact = kd_edge.compile(model, torch.zeros(4, n_in), out / name)
+        rng = np.random.default_rng(0)
+        for n in POINTS:
+            x = rng.uniform(-2, 2, size=(n, n_in)).astype(np.float32)
+            with torch.no_grad():
+                y = model(torch.from_numpy(x)).numpy()
+            x.tofile(artifact / f"input_{n}.f32")
+            y.astype(np.float32).tofile(artifact / f"expected_{n}.f32")
+            rows.append(f"{name} {n_in} {n_out} {n}")
+    (out / "index.txt").write_text("\n".join(rows) + "\n")
+    print(f"wrote {len(CASES)} golden artifacts to {out}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

@@ -1,0 +1,83 @@
+// kd-edge-run: time Solver::predict on an artifact.
+//   kd-edge-run --artifact DIR [--batch N] [--iters K] [--warmup W] [--json]
+// Prints p50, p99 and max latency of one predict call of N points.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kd_edge/solver.hpp"
+
+namespace {
+
+struct Options {
+  std::string artifact;
+  std::size_t batch = 1;
+  std::size_t iters = 10000;
+  std::size_t warmup = 100;
+  bool json = false;
+};
+
+int usage(const char* why) {
+  std::fprintf(stderr, "kd-edge-run: %s\nusage: kd-edge-run --artifact DIR [--batch N] [--iters K] [--warmup W] [--json]\n", why);
+  return 2;
+}
+
+bool parse_count(const char* text, std::size_t* out) {
+  char* end = nullptr;
+  long long v = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || v <= 0) return false;
+  *out = static_cast<std::size_t>(v);
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    const bool has_value = i + 1 < argc;
+    if (arg == "--json") opt.json = true;
+    else if (arg == "--artifact" && has_value) opt.artifact = argv[++i];
+    else if (arg == "--batch" && has_value) { if (!parse_count(argv[++i], &opt.batch)) return usage("--batch must be a positive integer"); }
+    else if (arg == "--iters" && has_value) { if (!parse_count(argv[++i], &opt.iters)) return usage("--iters must be a positive integer"); }
+    else if (arg == "--warmup" && has_value) { if (!parse_count(argv[++i], &opt.warmup)) return usage("--warmup must be a positive integer"); }
+    else return usage(("unknown or incomplete argument: " + arg).c_str());
+  }
+  if (opt.artifact.empty()) return usage("--artifact is required");
+
+  try {
+    kd_edge::Solver solver(opt.artifact);
+    // Points spread over [-1, 1]; the timing does not depend on the values.
+    std::vector<float> in(opt.batch * solver.n_inputs());
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = -1.0f + 2.0f * static_cast<float>(i % 997) / 996.0f;
+    std::vector<float> out(opt.batch * solver.n_outputs());
+    std::vector<double> ns(opt.iters);
+
+    for (std::size_t i = 0; i < opt.warmup; ++i) solver.predict(in.data(), opt.batch, out.data());
+    for (std::size_t i = 0; i < opt.iters; ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      solver.predict(in.data(), opt.batch, out.data());
+      auto t1 = std::chrono::steady_clock::now();
+      ns[i] = std::chrono::duration<double, std::nano>(t1 - t0).count();
+    }
+    std::sort(ns.begin(), ns.end());
+    auto pct = [&](double p) { return ns[std::min(ns.size() - 1, static_cast<std::size_t>(p * (ns.size() - 1) + 0.5))]; };
+    const double p50 = pct(0.50) / 1e3, p99 = pct(0.99) / 1e3, max = ns.back() / 1e3;
+    if (opt.json) {
+      std::printf("{\"batch\": %zu, \"iters\": %zu, \"p50_us\": %.3f, \"p99_us\": %.3f, \"max_us\": %.3f}\n",
+                  opt.batch, opt.iters, p50, p99, max);
+    } else {
+      std::printf("%s: batch %zu, %zu calls: p50 %.2f us, p99 %.2f us, max %.2f us per call\n",
+                  opt.artifact.c_str(), opt.batch, opt.iters, p50, p99, max);
+    }
+  } catch (const kd_edge::Error& e) {
+    std::fprintf(stderr, "kd-edge-run: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,40 @@
+"""PyTorch -> TVM Relax: torch.export with a dynamic batch dimension, weights bound as constants."""
+
+import torch
+
+
+def check_example(module: torch.nn.Module, example_input) -> tuple[torch.Tensor, int]:
+    """Validate the example input and the module's output on it; return (input, output width)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"compile expects a torch.nn.Module, got {type(module).__name__}")
+    x = torch.as_tensor(example_input)
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"example_input must have shape (n_points, n_inputs), got {tuple(x.shape)}")
+    if x.dtype != torch.float32:
+        raise TypeError(f"example_input must be float32, got {x.dtype}")
+    for name, p in list(module.named_parameters()) + list(module.named_buffers()):
+        if p.is_floating_point() and p.dtype != torch.float32:
+            raise TypeError(f"kd-edge compiles float32 models; parameter {name!r} is {p.dtype}")
+    with torch.no_grad():
+        y = module(x)
+    if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"the module must return one tensor of shape (n_points, n_outputs); "
+                         f"on input {tuple(x.shape)} it returned {got}")
+    return x, int(y.shape[1])
+
+
+def to_relax(module: torch.nn.Module, x: torch.Tensor):
+    """Export `module` with the batch dimension symbolic and import it into a Relax IRModule."""
+    from tvm.relax.frontend.torch import from_exported_program
+
+    # torch.export specialises a dimension of size 1, so trace with at least two points.
+    trace_input = x if x.shape[0] >= 2 else x.expand(2, -1).clone()
+    batch = torch.export.Dim("batch", min=1)
+    was_training = module.training
+    module.eval()
+    try:
+        program = torch.export.export(module, (trace_input,), dynamic_shapes=({0: batch},))
+    finally:
+        module.train(was_training)
+    return from_exported_program(program)
