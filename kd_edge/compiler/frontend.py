@@ -1,5 +1,7 @@
 """PyTorch -> TVM Relax: torch.export with a dynamic batch dimension, weights bound as constants."""
 
+import warnings
+
 import torch
 
 
@@ -34,7 +36,12 @@ def to_relax(module: torch.nn.Module, x: torch.Tensor):
     was_training = module.training
     module.eval()
     try:
-        program = torch.export.export(module, (trace_input,), dynamic_shapes=({0: batch},))
+        with warnings.catch_warnings():
+            # torch 2.13's pytree code trips its own deprecation warning when an exported
+            # program is built or copied; nothing a caller can act on.
+            warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                    category=FutureWarning)
+            program = torch.export.export(module, (trace_input,), dynamic_shapes=({0: batch},))
+            return from_exported_program(program)
     finally:
         module.train(was_training)
-    return from_exported_program(program)

@@ -1,0 +1,72 @@
+"""`make demo`: compile a small MLP with TVM, check it against PyTorch, time it from Python and C++.
+
+Prints what it measured. Artifacts go to build/demo/.
+"""
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import kd_edge
+from kd_edge.networks import MLP
+
+OUT = Path(__file__).resolve().parent.parent / "build" / "demo"
+POINTS = [1, 64, 25_600]
+
+
+def median_seconds(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main():
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = MLP(2, 1, width=20, depth=4).eval()  # 2-20-20-20-20-1, the reference student shape
+    print(f"model: MLP 2-20x4-1, tanh, {model.multiply_adds()} multiply-adds per point")
+
+    start = time.perf_counter()
+    artifact = kd_edge.compile(model, torch.zeros(8, 2), OUT / "mlp_2_20x4_1", input_names=["x", "t"],
+                               output_names=["u"])
+    print(f"compiled in {time.perf_counter() - start:.1f} s -> {artifact}")
+    solver = kd_edge.Solver(str(artifact))
+
+    rng = np.random.default_rng(0)
+    print("\naccuracy, compiled vs PyTorch (max abs error):")
+    for n in [1, 7, 1000, 25_600]:
+        x = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+        with torch.no_grad():
+            err = np.abs(solver.predict(x) - model(torch.from_numpy(x)).numpy()).max()
+        print(f"  N = {n:>6}: {err:.2e}")
+        if err > 1e-5:
+            raise SystemExit(f"compiled model differs from PyTorch by {err:.2e} at N = {n}")
+
+    print("\nlatency per call, median (Python: time.perf_counter; C++: kd-edge-run):")
+    print(f"  {'N':>6} | {'PyTorch eager':>13} | {'kd_edge.Solver':>14} | {'kd-edge-run p50':>15} | {'p99':>9}")
+    run = shutil.which("kd-edge-run")
+    for n in POINTS:
+        x = rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        repeats = 2000 if n < 1000 else 50
+        with torch.no_grad():
+            t_torch = median_seconds(lambda: model(xt), repeats)
+        t_solver = median_seconds(lambda: solver.predict(x), repeats)
+        cpp = json.loads(subprocess.run([run, "--artifact", str(artifact), "--batch", str(n), "--iters",
+                                         str(repeats * 5), "--json"], check=True, capture_output=True,
+                                        text=True).stdout)
+        print(f"  {n:>6} | {t_torch * 1e6:>10.1f} us | {t_solver * 1e6:>11.1f} us | "
+              f"{cpp['p50_us']:>12.1f} us | {cpp['p99_us']:>6.1f} us")
+    print("\n(default TVM pipeline, no schedule: the fast compile path is issue 5's work)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+import shutil
+import zlib
+
+import pytest
+import torch
+
+import kd_edge
+from kd_edge.networks import MLP
+
+
+@pytest.fixture(scope="session")
+def compiled(tmp_path_factory):
+    """compiled(n_in, n_out, width, depth, activation) -> (torch model, artifact path), cached per session."""
+    cache = {}
+
+    def build(n_in=2, n_out=1, width=20, depth=4, activation="tanh"):
+        key = (n_in, n_out, width, depth, activation)
+        if key not in cache:
+            torch.manual_seed(zlib.crc32(repr(key).encode()))
+            model = MLP(n_in, n_out, width, depth, activation).eval()
+            out = tmp_path_factory.mktemp("artifact")
+            cache[key] = (model, kd_edge.compile(model, torch.zeros(3, n_in), out))
+        return cache[key]
+
+    return build
+
+
+@pytest.fixture
+def artifact_copy(compiled, tmp_path):
+    """A private copy of the reference 2-20x4-1 artifact that a test may damage."""
+    _, artifact = compiled()
+    dst = tmp_path / "artifact"
+    shutil.copytree(artifact, dst)
+    return dst
