@@ -33,5 +33,8 @@ test: test-cpp test-py
 demo: build
 	$(PY) examples/demo.py
 
+bench: build
+	$(PY) -m pytest benchmarks --benchmark-only
+
 clean:
 	rm -rf build .pytest_cache
