@@ -8,11 +8,16 @@ import pytest
 import kd_edge
 
 
-def edit_manifest(artifact, **changes):
+def edit_manifest(artifact, edit):
     path = artifact / "manifest.json"
     manifest = json.loads(path.read_text())
-    manifest.update(changes)
+    edit(manifest)
     path.write_text(json.dumps(manifest))
+
+
+def append_byte(path):
+    with open(path, "ab") as f:
+        f.write(b"\0")
 
 
 def test_missing_directory(tmp_path):
@@ -20,56 +25,35 @@ def test_missing_directory(tmp_path):
         kd_edge.Solver(str(tmp_path / "nowhere"))
 
 
-def test_directory_without_manifest(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no manifest.json"):
-        kd_edge.Solver(str(tmp_path))
+# Each case damages a private copy of a good artifact in one way.
+DAMAGE = {
+    "no-manifest": (lambda a: (a / "manifest.json").unlink(),
+                    FileNotFoundError, "no manifest.json"),
+    "not-json": (lambda a: (a / "manifest.json").write_text('{"format": 1, "library": '),
+                 kd_edge.ArtifactError, "manifest.json: not valid JSON"),
+    "format-version": (lambda a: edit_manifest(a, lambda m: m.update(format=2)),
+                       kd_edge.ArtifactError, "manifest format 2, this runtime reads 1"),
+    "field-type": (lambda a: edit_manifest(a, lambda m: m.update(inputs="x0,x1")),
+                   kd_edge.ArtifactError, 'field "inputs" must be a list of strings'),
+    "sha256": (lambda a: append_byte(a / "model.so"),
+               kd_edge.ArtifactError, "the library was changed or damaged"),
+    "no-library": (lambda a: (a / "model.so").unlink(),
+                   FileNotFoundError, "library named in manifest.json is missing"),
+    "library-outside": (lambda a: edit_manifest(a, lambda m: m.update(library="/usr/lib/libm.so.6")),
+                        kd_edge.ArtifactError, "plain file name inside the artifact"),
+    "cpu-features": (lambda a: edit_manifest(a, lambda m: m["target"]["features"].append("imaginary_isa")),
+                     kd_edge.ArtifactError, "needs features this host lacks: imaginary_isa"),
+}
 
 
-def test_manifest_that_is_not_json(artifact_copy):
-    (artifact_copy / "manifest.json").write_text('{"format": 1, "library": ')
-    with pytest.raises(kd_edge.ArtifactError, match="manifest.json: not valid JSON"):
-        kd_edge.Solver(str(artifact_copy))
-
-
-def test_manifest_from_another_format_version(artifact_copy):
-    edit_manifest(artifact_copy, format=2)
-    with pytest.raises(kd_edge.ArtifactError, match="manifest format 2, this runtime reads 1"):
-        kd_edge.Solver(str(artifact_copy))
-
-
-def test_manifest_with_a_field_of_the_wrong_type(artifact_copy):
-    edit_manifest(artifact_copy, inputs="x0,x1")
-    with pytest.raises(kd_edge.ArtifactError, match='field "inputs" must be a list of strings'):
-        kd_edge.Solver(str(artifact_copy))
-
-
-def test_library_whose_sha256_differs(artifact_copy):
-    with open(artifact_copy / "model.so", "ab") as f:
-        f.write(b"\0")
-    with pytest.raises(kd_edge.ArtifactError, match="the library was changed or damaged"):
-        kd_edge.Solver(str(artifact_copy))
-
-
-def test_missing_library(artifact_copy):
-    (artifact_copy / "model.so").unlink()
-    with pytest.raises(FileNotFoundError, match="library named in manifest.json is missing"):
-        kd_edge.Solver(str(artifact_copy))
-
-
-def test_library_outside_the_artifact(artifact_copy):
-    edit_manifest(artifact_copy, library="/usr/lib/x86_64-linux-gnu/libm.so.6")
-    with pytest.raises(kd_edge.ArtifactError, match="plain file name inside the artifact"):
-        kd_edge.Solver(str(artifact_copy))
-
-
-def test_library_for_cpu_features_this_host_lacks(artifact_copy):
-    manifest = json.loads((artifact_copy / "manifest.json").read_text())
-    target = dict(manifest["target"], features=manifest["target"]["features"] + ["imaginary_isa"])
-    edit_manifest(artifact_copy, target=target)
-    with pytest.raises(kd_edge.ArtifactError, match="needs features this host lacks: imaginary_isa"):
+@pytest.mark.parametrize("case", DAMAGE)
+def test_damaged_artifact_is_refused(artifact_copy, case):
+    damage, error, message = DAMAGE[case]
+    damage(artifact_copy)
+    with pytest.raises(error, match=message):
         kd_edge.Solver(str(artifact_copy))
 
 
 def test_a_good_copy_still_loads(artifact_copy):
-    # guards the tests above: the damage, not the copy, is what they catch
+    # guards the cases above: the damage, not the copy, is what they catch
     assert kd_edge.Solver(str(artifact_copy)).predict(np.zeros((1, 2))).shape == (1, 1)
