@@ -1,0 +1,153 @@
+"""Problem: a PDE declared once, for training (residuals, conditions, sampling) and for
+evaluation (a reference solution computed without any network)."""
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.stats import qmc
+
+from kd_edge.problems.fields import AutogradFields, Fields
+
+SAMPLERS = ("uniform", "lhs", "sobol")
+
+
+def sample_box(lower, upper, n: int, rng: np.random.Generator, method: str = "uniform") -> np.ndarray:
+    """n points in the box [lower, upper] (a fixed coordinate has lower == upper), float64."""
+    lower, upper = np.asarray(lower, float), np.asarray(upper, float)
+    d = len(lower)
+    if method == "uniform":
+        unit = rng.random((n, d))
+    elif method == "lhs":
+        unit = qmc.LatinHypercube(d=d, rng=rng).random(n)
+    elif method == "sobol":
+        unit = qmc.Sobol(d=d, rng=rng).random(n)  # n need not be a power of 2 for training
+    else:
+        raise ValueError(f"unknown sampler {method!r}; valid: {', '.join(SAMPLERS)}")
+    return lower + unit * (upper - lower)
+
+
+@dataclass
+class Condition:
+    """An initial or boundary condition: equations that must vanish on a region.
+
+    region: (lower, upper) per input; a coordinate fixed on the region has lower == upper.
+    equation: Fields -> tensor or list of tensors, zero where the condition holds.
+    """
+
+    name: str
+    region: tuple[tuple[float, ...], tuple[float, ...]]
+    equation: Callable[[Fields], "torch.Tensor | list[torch.Tensor]"]
+
+    def sample(self, n: int, rng: np.random.Generator, method: str = "uniform") -> np.ndarray:
+        return sample_box(*self.region, n, rng, method)
+
+
+def _as_list(result) -> list[torch.Tensor]:
+    return list(result) if isinstance(result, (list, tuple)) else [result]
+
+
+class Problem:
+    """Base class. A subclass sets name, inputs, outputs, lower, upper and coefficients,
+    and defines equations(f), conditions(), grid_axes() and either solution(p) (an exact
+    solution in torch) or reference(points)."""
+
+    name: str
+    inputs: tuple[str, ...]  # one character each: derivative keys are spelled "u_xt"
+    outputs: tuple[str, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    coefficients: dict  # the PDE's parameters, e.g. {"nu": 0.0032}
+    reference_version = 1  # bump when a reference computation changes, to refresh caches
+
+    # --- declared by each problem -------------------------------------------------
+    def equations(self, f: Fields) -> list[torch.Tensor]:
+        """PDE residuals, one tensor (N,) per equation, zero for the true solution."""
+        raise NotImplementedError
+
+    def conditions(self) -> list[Condition]:
+        raise NotImplementedError
+
+    def grid_axes(self) -> list[np.ndarray]:
+        """1-D coordinates per input of the standard evaluation grid."""
+        raise NotImplementedError
+
+    def solution(self, p: torch.Tensor) -> torch.Tensor:
+        """Exact solution (N, d_in) -> (N, d_out) in torch, where one is known."""
+        raise NotImplementedError(f"{self.name} has no closed-form solution")
+
+    # --- shared behaviour ------------------------------------------------------------
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.lower, float), np.asarray(self.upper, float)
+
+    def describe(self) -> str:
+        return f"{self.name} expects {len(self.inputs)} inputs ({', '.join(self.inputs)})"
+
+    def check_points(self, points) -> np.ndarray:
+        """Validate an (N, d_in) array of points inside the domain; return it as float64."""
+        p = np.asarray(points.detach().cpu() if torch.is_tensor(points) else points, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] != len(self.inputs):
+            got = f"{p.shape[1]} columns" if p.ndim == 2 else f"shape {p.shape}"
+            raise ValueError(f"input has {got}, {self.describe()}")
+        if not np.isfinite(p).all():
+            raise ValueError(f"{self.name}: points contain NaN or Inf (first at row {np.argwhere(~np.isfinite(p))[0, 0]})")
+        lower, upper = self.bounds
+        slack = 1e-9 * (upper - lower)
+        outside = (p < lower - slack) | (p > upper + slack)
+        if outside.any():
+            row, col = np.argwhere(outside)[0]
+            raise ValueError(f"{self.name}: point {row} has {self.inputs[col]} = {p[row, col]:g}, outside the "
+                             f"domain [{lower[col]:g}, {upper[col]:g}]")
+        return p
+
+    def residual(self, model, points: torch.Tensor) -> list[torch.Tensor]:
+        """PDE residuals of `model` at `points` (N, d_in), derivatives by autograd."""
+        self.check_points(points)
+        return _as_list(self.equations(AutogradFields(self.inputs, self.outputs, model, points)))
+
+    def condition_residual(self, condition: Condition, model, points: torch.Tensor) -> list[torch.Tensor]:
+        return _as_list(condition.equation(AutogradFields(self.inputs, self.outputs, model, points)))
+
+    def sample(self, n: int, rng: np.random.Generator, method: str = "uniform") -> np.ndarray:
+        """n collocation points in the domain."""
+        return sample_box(self.lower, self.upper, n, rng, method)
+
+    def reference(self, points) -> np.ndarray:
+        """Reference solution at any points of the domain, (N, d_out) float64."""
+        p = torch.from_numpy(self.check_points(points))
+        with torch.no_grad():
+            return self.solution(p).numpy()
+
+    def grid(self) -> np.ndarray:
+        """The standard evaluation grid as (M, d_in) points, first input varying slowest."""
+        mesh = np.meshgrid(*self.grid_axes(), indexing="ij")
+        return np.stack([m.ravel() for m in mesh], axis=1)
+
+    def reference_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(points, values) on the standard grid, cached on disk (KD_EDGE_CACHE, default ~/.cache/kd_edge)."""
+        key = json.dumps([self.name, self.reference_version, self.coefficients], sort_keys=True, default=float)
+        path = cache_dir() / f"{self.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+        if path.exists():
+            with np.load(path) as cached:
+                return cached["points"], cached["values"]
+        points = self.grid()
+        values = self.reference(points)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, points=points, values=values)
+        os.replace(tmp, path)
+        return points, values
+
+    def __repr__(self):
+        coefficients = ", ".join(f"{k}={v:g}" for k, v in self.coefficients.items())
+        return f"{type(self).__name__}({coefficients})"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("KD_EDGE_CACHE", Path.home() / ".cache" / "kd_edge"))
