@@ -8,6 +8,15 @@ import kd_edge
 from kd_edge.networks import MLP
 
 
+@pytest.fixture(scope="session", autouse=True)
+def reference_cache(tmp_path_factory):
+    """Keep reference caches of the test run out of the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        path = tmp_path_factory.mktemp("kd_edge_cache")
+        patch.setenv("KD_EDGE_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture(scope="session")
 def compiled(tmp_path_factory):
     """compiled(n_in, n_out, width, depth, activation) -> (torch model, artifact path), cached per session."""
