@@ -41,3 +41,11 @@ def artifact_copy(compiled, tmp_path):
     dst = tmp_path / "artifact"
     shutil.copytree(artifact, dst)
     return dst
+
+
+@pytest.fixture
+def private_registry(monkeypatch):
+    """Problems a test registers vanish after it."""
+    import kd_edge.problems as problems
+
+    monkeypatch.setattr(problems, "_REGISTRY", dict(problems._REGISTRY))

@@ -11,7 +11,7 @@ import kd_edge.problems as problems
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def test_readme_declares_a_working_problem():
+def test_readme_declares_a_working_problem(private_registry):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     (source,) = [b for b in blocks if "class FisherKPP" in b]
     namespace = {}

@@ -117,14 +117,14 @@ class Advection(problems.Problem):
         return torch.sin(p[:, :1] - self.speed * p[:, 1:])
 
 
-def test_a_new_problem_needs_no_change_elsewhere():
+def test_a_new_problem_needs_no_change_elsewhere(private_registry):
     problems.register(Advection)
     p = problems.get("test_advection", speed=0.25)
     points, values = p.reference_grid()
     np.testing.assert_allclose(values[:, 0], np.sin(points[:, 0] - 0.25 * points[:, 1]))
 
 
-def test_register_refuses_bad_declarations():
+def test_register_refuses_bad_declarations(private_registry):
     with pytest.raises(TypeError, match="expects a Problem subclass"):
         problems.register(object)
     bad = type("Bad", (Advection,), {"inputs": ("xx", "t")})
