@@ -7,7 +7,7 @@
 from kd_edge._runtime import ArtifactError, Solver
 
 __version__ = "0.1.0"
-__all__ = ["ArtifactError", "Solver", "compile"]
+__all__ = ["ArtifactError", "Solver", "compile", "load_model"]
 
 
 def __getattr__(name):
@@ -17,4 +17,8 @@ def __getattr__(name):
         from kd_edge.compiler import compile
 
         return compile
+    if name == "load_model":
+        from kd_edge.training import load_model
+
+        return load_model
     raise AttributeError(f"module 'kd_edge' has no attribute {name!r}")

@@ -36,6 +36,7 @@ class KovasznayProblem(Problem):
     name = "navier_stokes_kovasznay"
     inputs = ("x", "y")
     outputs = ("u", "v", "p")
+    gauge_outputs = ("p",)
     lower, upper = (-0.5, -0.5), (1.0, 1.5)
 
     def __init__(self, Re: float = 20.0):
@@ -73,6 +74,7 @@ class TaylorGreenProblem(Problem):
     name = "navier_stokes_taylor_green"
     inputs = ("x", "y", "t")
     outputs = ("u", "v", "p")
+    gauge_outputs = ("p",)
 
     def __init__(self, nu: float = 0.01, duration: float = 1.0):
         self.nu, self.T = float(nu), float(duration)

@@ -1,0 +1,75 @@
+"""Training settings. Every checkpoint stores the config that made it."""
+
+import dataclasses
+from dataclasses import dataclass, field
+
+
+@dataclass
+class NetworkConfig:
+    width: int = 20                # neurons per hidden layer
+    depth: int = 4                 # hidden layers
+    activation: str = "tanh"       # tanh | sin | gelu | silu
+    periodic: dict = field(default_factory=dict)  # {input name: period}: exact periodicity by embedding
+    periodic_harmonics: int = 1    # harmonics of each periodic input fed to the network
+    fourier_features: int = 0      # random Fourier features of the non-periodic inputs (0: none)
+    fourier_scale: float = 1.0     # their frequency scale
+
+
+@dataclass
+class TrainConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    seed: int = 0                  # seeds torch and the samplers: runs are reproducible
+    adam_steps: int = 5000         # first stage: Adam
+    adam_lr: float = 1e-3          # initial learning rate, decayed exponentially ...
+    adam_lr_final: float = 1e-4    # ... to this by the last Adam step
+    lbfgs_steps: int = 2000        # second stage: full-batch L-BFGS iterations (0: skip)
+    n_collocation: int = 8000      # PDE residual points
+    n_condition: int = 500         # points per initial/boundary condition
+    sampler: str = "sobol"         # uniform | lhs | sobol
+    resample_every: int = 500      # Adam steps between fresh collocation sets (0: fixed set)
+    adaptive_fraction: float = 0.5  # share of a fresh set chosen where the residual is largest (RAR)
+    condition_weight: float = 10.0  # weight of each initial/boundary term (initial value)
+    adaptive_weights: bool = True  # rebalance condition weights by gradient norms (Wang et al. 2021)
+    weight_update_every: int = 200  # Adam steps between those rebalances
+    causal_chunks: int = 0         # > 0: causal weighting over this many time slices (Wang et al. 2022)
+    causal_epsilon: float = 1.0    # its tolerance: weight of slice i = exp(-eps * loss of slices before i)
+    log_every: int = 100           # steps between history records (and progress-bar updates)
+    checkpoint_every: int = 500    # steps between resumable checkpoints
+
+
+@dataclass
+class DistillConfig(TrainConfig):
+    distill_weight: float = 1.0    # lambda: weight of the distillation term ...
+    distill_weight_final: float = 1.0  # ... reached linearly by the end of training (a schedule)
+    temperature: float = 1.0       # T: teacher and student outputs are Gaussians of std T * (output scale)
+    temperature_final: float = 1.0  # reached linearly by the end of training
+    n_distill: int = 4000          # fresh points per step where the student is compared with the teacher
+    match_derivatives: bool = False  # also match the teacher's first derivatives (u_x, u_t, ...)
+    derivative_weight: float = 0.1  # weight of that term relative to the distillation term
+
+
+def from_dict(cls, values: dict, where: str = "config"):
+    """Build a config dataclass from a plain dict; unknown keys are errors naming the valid ones."""
+    if not isinstance(values, dict):
+        raise TypeError(f"{where} must be a table of settings, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {', '.join(map(repr, unknown))}; valid keys: {', '.join(fields)}")
+    kwargs = {}
+    for name, value in values.items():
+        if name == "network":
+            value = from_dict(NetworkConfig, value, f"{where}.network")
+        else:
+            default = fields[name].default
+            expected = type(default) if default is not dataclasses.MISSING else dict
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise TypeError(f"{where}.{name} must be {expected.__name__}, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)

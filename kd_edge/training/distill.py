@@ -1,0 +1,79 @@
+"""distill (KD-PINN) and its control, train_student_scratch."""
+
+import numpy as np
+import torch
+
+from kd_edge.training.config import DistillConfig, TrainConfig
+from kd_edge.training.losses import gaussian_kl
+from kd_edge.training.models import build_network
+from kd_edge.training.teacher import train_pinn
+
+
+def _schedule(start: float, end: float, progress: float) -> float:
+    return start + (end - start) * progress
+
+
+class DistillationTerm:
+    """lambda(progress) x KL(teacher || student) on fresh points every call, plus optionally the
+    same Gaussian mismatch on first derivatives with respect to the normalised inputs."""
+
+    def __init__(self, problem, teacher, student, config: DistillConfig):
+        self.problem, self.teacher, self.student, self.config = problem, teacher, student, config
+        self.rng = np.random.default_rng(config.seed + 1)
+        for p in teacher.parameters():
+            p.requires_grad_(False)
+        probe = torch.from_numpy(problem.sample(8192, np.random.default_rng(config.seed), "sobol")).float()
+        with torch.no_grad():
+            # each output's natural scale: the teacher's spread over the domain
+            self.scale = teacher(probe).std(dim=0).clamp(min=1e-6)
+        lower, upper = problem.bounds
+        self.half_range = torch.tensor((upper - lower) / 2, dtype=torch.float32)
+
+    def __call__(self, progress: float):
+        c = self.config
+        weight = _schedule(c.distill_weight, c.distill_weight_final, progress)
+        std = _schedule(c.temperature, c.temperature_final, progress) * self.scale
+        points = torch.from_numpy(self.problem.sample(c.n_distill, self.rng, "uniform")).float()
+        if not c.match_derivatives:
+            with torch.no_grad():
+                target = self.teacher(points)
+            kl = gaussian_kl(target, self.student(points), std)
+            return weight * kl, {"distill": kl.item()}
+        points.requires_grad_(True)
+        target, target_grads = self._with_gradients(self.teacher, points, create_graph=False)
+        out, grads = self._with_gradients(self.student, points, create_graph=True)
+        kl = gaussian_kl(target.detach(), out, std)
+        # derivatives w.r.t. inputs scaled to [-1, 1], in units of the output's std
+        derivative = sum(gaussian_kl(tg.detach() * self.half_range, g * self.half_range, s.expand_as(self.half_range))
+                         for tg, g, s in zip(target_grads, grads, std))
+        total = kl + c.derivative_weight * derivative
+        return weight * total, {"distill": kl.item(), "distill_derivative": derivative.item()}
+
+    @staticmethod
+    def _with_gradients(model, points, create_graph):
+        out = model(points)
+        grads = [torch.autograd.grad(out[:, k].sum(), points, create_graph=create_graph, retain_graph=True)[0]
+                 for k in range(out.shape[1])]
+        return out, grads
+
+
+def distill(problem, teacher, config: DistillConfig, checkpoint=None, progress=True):
+    """Train a compact student on the physics loss plus lambda x the KD-PINN distillation term.
+    Returns the student; its training history is on `.history`."""
+    torch.manual_seed(config.seed)
+    student = build_network(problem, config.network)
+    term = DistillationTerm(problem, teacher, student, config)
+    model, history = train_pinn(problem, config, extra_loss=term, checkpoint=checkpoint,
+                                description=f"{problem.name} student (distilled)", progress=progress, model=student)
+    model.history = history
+    return model
+
+
+def train_student_scratch(problem, config: TrainConfig, checkpoint=None, progress=True):
+    """The control: the student's architecture and budget, trained without the teacher
+    (a DistillConfig is accepted; its distillation settings are ignored)."""
+    base = {f: getattr(config, f) for f in TrainConfig.__dataclass_fields__}
+    model, history = train_pinn(problem, TrainConfig(**base), checkpoint=checkpoint,
+                                description=f"{problem.name} student (scratch)", progress=progress)
+    model.history = history
+    return model

@@ -1,0 +1,39 @@
+"""Accuracy of a model against a problem's reference solution."""
+
+import numpy as np
+import torch
+
+
+def predict(model, points: np.ndarray, batch: int = 65536) -> np.ndarray:
+    with torch.no_grad():
+        return np.concatenate([model(torch.from_numpy(points[i:i + batch]).float()).double().numpy()
+                               for i in range(0, len(points), batch)])
+
+
+def errors(problem, predicted: np.ndarray, reference: np.ndarray) -> dict:
+    """Relative L2 error and RMSE per output, and their worst over outputs ("rel_l2", "rmse").
+    Outputs defined up to a constant (pressure) are compared after removing the mean offset."""
+    out = {}
+    for k, name in enumerate(problem.outputs):
+        diff = predicted[:, k] - reference[:, k]
+        if name in problem.gauge_outputs:
+            diff = diff - diff.mean()
+        out[f"rel_l2_{name}"] = float(np.linalg.norm(diff) / np.linalg.norm(reference[:, k]))
+        out[f"rmse_{name}"] = float(np.sqrt(np.mean(diff**2)))
+    out["rel_l2"] = max(out[f"rel_l2_{n}"] for n in problem.outputs)
+    out["rmse"] = max(out[f"rmse_{n}"] for n in problem.outputs)
+    return out
+
+
+def evaluate(problem, model, points=None, reference=None) -> dict:
+    """Errors of `model` on the problem's reference grid (or on the given points/values)."""
+    if points is None:
+        points, reference = problem.reference_grid()
+    return errors(problem, predict(model, points), reference)
+
+
+def monitor(problem, n_points: int = 4096, seed: int = 0):
+    """An evaluate(model) for training logs: errors on a fixed subsample of the reference grid."""
+    points, values = problem.reference_grid()
+    chosen = np.random.default_rng(seed).choice(len(points), min(n_points, len(points)), replace=False)
+    return lambda model: {"rel_l2": errors(problem, predict(model, points[chosen]), values[chosen])["rel_l2"]}

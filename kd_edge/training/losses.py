@@ -1,0 +1,40 @@
+"""Loss terms: the physics loss of a PINN and the KD-PINN distillation term."""
+
+import torch
+
+
+def mean_square(residuals: list[torch.Tensor]) -> torch.Tensor:
+    return sum(r.pow(2).mean() for r in residuals)
+
+
+def pde_loss(problem, model, points: torch.Tensor, causal_chunks: int = 0, causal_epsilon: float = 1.0):
+    """Mean squared PDE residual at `points`. With causal_chunks > 0, time is cut into that
+    many slices and slice i counts with weight exp(-eps * sum of the losses of slices before
+    it), so later times only train once earlier ones are resolved (Wang, Sankaran & Perdikaris 2022)."""
+    squared = sum(r.pow(2) for r in problem.residual(model, points))  # (N,)
+    if causal_chunks <= 0:
+        return squared.mean()
+    t = points[:, problem.inputs.index("t")]
+    lower, upper = problem.bounds[0][problem.inputs.index("t")], problem.bounds[1][problem.inputs.index("t")]
+    chunk = ((t - lower) / (upper - lower) * causal_chunks).long().clamp(0, causal_chunks - 1)
+    sums = torch.zeros(causal_chunks, dtype=squared.dtype).index_add(0, chunk, squared)
+    counts = torch.bincount(chunk, minlength=causal_chunks).clamp(min=1)
+    per_chunk = sums / counts
+    with torch.no_grad():
+        weights = torch.exp(-causal_epsilon * (torch.cumsum(per_chunk, 0) - per_chunk))
+    return (weights * per_chunk).mean()
+
+
+def condition_losses(problem, model, condition_points: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [mean_square(problem.condition_residual(c, model, p))
+            for c, p in zip(problem.conditions(), condition_points)]
+
+
+def gaussian_kl(teacher_out: torch.Tensor, student_out: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KD-PINN's distillation term: the KL divergence carried from classification to regression.
+
+    Each output at a point is a Gaussian centred on the network's value with standard
+    deviation `std` (per output: temperature x the teacher's output scale), the same for
+    teacher and student, so KL(teacher || student) = (mu_t - mu_s)^2 / (2 std^2): a
+    variance-scaled squared error. It is 0 exactly when the outputs agree."""
+    return ((teacher_out - student_out) ** 2 / (2 * std**2)).sum(dim=1).mean()

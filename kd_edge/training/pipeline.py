@@ -1,0 +1,89 @@
+"""Reproduce models/<problem>/: teacher, distilled student and scratch student, then metrics.json."""
+
+import json
+import time
+import tomllib
+from pathlib import Path
+
+import torch
+
+import kd_edge.problems as problems
+from kd_edge.training.config import DistillConfig, TrainConfig, from_dict, to_dict
+from kd_edge.training.distill import distill, train_student_scratch
+from kd_edge.training.evaluate import evaluate
+from kd_edge.training.models import load_model, save_model
+from kd_edge.training.teacher import train_teacher
+
+STAGES = ("teacher", "student", "scratch")
+SECTIONS = {"problem", "coefficients", "teacher", "student"}
+
+
+def load_config(path) -> dict:
+    """A problem's TOML: [coefficients] (optional), [teacher] (TrainConfig), [student] (DistillConfig)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training config at {path}")
+    with open(path, "rb") as f:
+        raw = tomllib.load(f)
+    unknown = sorted(set(raw) - SECTIONS)
+    if unknown:
+        raise ValueError(f"{path}: unknown section {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(SECTIONS))}")
+    for section in ("problem", "teacher", "student"):
+        if section not in raw:
+            raise ValueError(f"{path}: missing {section!r}")
+    problem = problems.get(raw["problem"], **raw.get("coefficients", {}))
+    return {"problem": problem,
+            "teacher": from_dict(TrainConfig, raw["teacher"], f"{path}: [teacher]"),
+            "student": from_dict(DistillConfig, raw["student"], f"{path}: [student]")}
+
+
+def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True) -> dict:
+    """Train the requested stages (each resumes from its checkpoint in runs_dir; a stage whose
+    model file exists is skipped), then measure every model and write metrics.json."""
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    cfg = load_config(config_path)
+    problem = cfg["problem"]
+    out, runs = Path(models_dir) / problem.name, Path(runs_dir) / problem.name
+    files = {stage: out / f"{stage}.pt" for stage in STAGES}
+    for stage in stages:
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
+        if files[stage].exists():
+            continue
+        start = time.time()
+        checkpoint = runs / f"{stage}.ckpt"
+        if stage == "teacher":
+            model, config = train_teacher(problem, cfg["teacher"], checkpoint, progress), cfg["teacher"]
+        else:
+            if not files["teacher"].exists():
+                raise FileNotFoundError(f"the {stage} stage needs {files['teacher']}: train the teacher first")
+            config = cfg["student"]
+            if stage == "student":
+                teacher = load_model(files["teacher"], problem=problem.name, kind="teacher")
+                model = distill(problem, teacher, config, checkpoint, progress)
+            else:
+                model = train_student_scratch(problem, config, checkpoint, progress)
+        metrics = dict(evaluate(problem, model), train_seconds=round(time.time() - start, 1))
+        save_model(files[stage], model, stage, problem, to_dict(config), metrics, model.history)
+    return write_metrics(problem, out)
+
+
+def write_metrics(problem, out: Path) -> dict:
+    """metrics.json: each model's errors on the reference grid, its cost, and the comparisons."""
+    table = {}
+    for stage in STAGES:
+        path = out / f"{stage}.pt"
+        if path.exists():
+            model = load_model(path, problem=problem.name, kind=stage)
+            table[stage] = dict(evaluate(problem, model), multiply_adds=model.multiply_adds(),
+                                train_seconds=model.info["metrics"].get("train_seconds"))
+    if "teacher" in table and "student" in table:
+        t, s = table["teacher"], table["student"]
+        table["student_vs_teacher_percent"] = {
+            key: 100 * (s[key] - t[key]) / t[key] for key in t if key.startswith(("rel_l2", "rmse"))}
+        table["cost_ratio"] = t["multiply_adds"] / s["multiply_adds"]
+    if "student" in table and "scratch" in table:
+        table["distilled_beats_scratch"] = table["student"]["rel_l2"] <= table["scratch"]["rel_l2"]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps({"problem": problem.name, **table}, indent=2) + "\n")
+    return table

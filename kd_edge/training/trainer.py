@@ -1,0 +1,200 @@
+"""Trainer: Adam then L-BFGS on a PINN loss, with resampling, adaptive weights, progress,
+resumable checkpoints and an accuracy log."""
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kd_edge.training.config import to_dict
+from kd_edge.training.losses import condition_losses, pde_loss
+
+LBFGS_CHUNK = 25  # L-BFGS iterations between logs and checkpoints; up to 5x as many loss
+# evaluations are allowed per chunk, since a strong-Wolfe line search takes several
+
+
+def _grad_norm(loss, params) -> float:
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
+
+
+class Trainer:
+    """Trains `model` on problem's physics loss plus an optional extra term.
+
+    extra_loss(progress in [0, 1]) -> (tensor, {name: float}) adds e.g. the distillation term.
+    evaluate(model) -> {name: float} is logged with the history (monitoring only).
+    checkpoint: a file to resume from and save to; None trains without checkpoints.
+    """
+
+    def __init__(self, problem, model, config, extra_loss=None, evaluate=None, checkpoint=None,
+                 description="train", progress=True):
+        self.problem, self.model, self.config = problem, model, config
+        self.extra_loss, self.evaluate = extra_loss, evaluate
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.description, self.show_progress = description, progress
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.rng = np.random.default_rng(config.seed)
+        self.weights = [config.condition_weight] * len(problem.conditions())
+        self.adam = torch.optim.Adam(self.params, lr=config.adam_lr)
+        self.lbfgs = None
+        self.step, self.history = 0, []
+        self.total_steps = config.adam_steps + config.lbfgs_steps
+        self.collocation = self.condition_points = None
+
+    # --- data ------------------------------------------------------------------
+    def resample(self):
+        c = self.config
+        n_adaptive = int(c.adaptive_fraction * c.n_collocation) if self.collocation is not None else 0
+        fresh = self.problem.sample(c.n_collocation - n_adaptive, self.rng, c.sampler)
+        if n_adaptive:
+            candidates = torch.from_numpy(self.problem.sample(4 * n_adaptive, self.rng, "uniform")).float()
+            squared = sum(r.detach().pow(2) for r in self.problem.residual(self.model, candidates))
+            worst = candidates[torch.topk(squared, n_adaptive).indices].numpy()
+            fresh = np.concatenate([fresh, worst])
+        self.collocation = torch.from_numpy(fresh).float()
+        self.condition_points = [torch.from_numpy(cond.sample(c.n_condition, self.rng, c.sampler)).float()
+                                 for cond in self.problem.conditions()]
+
+    # --- loss --------------------------------------------------------------------
+    def terms(self):
+        c = self.config
+        pde = pde_loss(self.problem, self.model, self.collocation, c.causal_chunks, c.causal_epsilon)
+        conditions = condition_losses(self.problem, self.model, self.condition_points)
+        return pde, conditions
+
+    def loss(self):
+        pde, conditions = self.terms()
+        total = pde + sum(w * l for w, l in zip(self.weights, conditions))
+        parts = {"pde": pde.item(), "conditions": sum(conditions).item()}
+        if self.extra_loss is not None:
+            extra, extra_parts = self.extra_loss(self.step / max(1, self.total_steps))
+            total = total + extra
+            parts.update(extra_parts)
+        return total, parts
+
+    def update_weights(self):
+        """Gradient-norm balancing (Wang, Teng & Perdikaris 2021): each condition's weight
+        moves towards |grad PDE loss| / |grad condition loss|."""
+        pde, conditions = self.terms()
+        g_pde = _grad_norm(pde, self.params)
+        for i, loss in enumerate(conditions):
+            target = g_pde / max(_grad_norm(loss, self.params), 1e-12)
+            self.weights[i] = float(np.clip(0.9 * self.weights[i] + 0.1 * target, 1.0, 1e4))
+
+    # --- loop --------------------------------------------------------------------
+    def run(self):
+        c = self.config
+        if self.checkpoint and self.checkpoint.exists():
+            self.load()
+        if self.collocation is None:
+            self.resample()
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=self.description, disable=not self.show_progress,
+                   mininterval=5, dynamic_ncols=True)
+        decay = (c.adam_lr_final / c.adam_lr) ** (1 / max(1, c.adam_steps))
+        while self.step < c.adam_steps:
+            if c.resample_every and self.step and self.step % c.resample_every == 0:
+                self.resample()
+            if c.adaptive_weights and self.step % c.weight_update_every == 0:
+                self.update_weights()
+            for group in self.adam.param_groups:
+                group["lr"] = c.adam_lr * decay**self.step
+            self.adam.zero_grad()
+            total, parts = self.loss()
+            total.backward()
+            self.adam.step()
+            self.step += 1
+            self.after_step(bar, total.item(), parts, "adam")
+        if c.lbfgs_steps and self.step < self.total_steps:
+            self.run_lbfgs(bar)
+        bar.close()
+        self.save()
+        return self.model
+
+    def make_lbfgs(self):
+        return torch.optim.LBFGS(self.params, lr=1.0, max_iter=LBFGS_CHUNK, max_eval=5 * LBFGS_CHUNK, history_size=50,
+                                 line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
+
+    def run_lbfgs(self, bar):
+        if self.lbfgs is None:
+            self.lbfgs = self.make_lbfgs()
+        last = {}
+
+        def closure():
+            self.lbfgs.zero_grad()
+            total, parts = self.loss()
+            total.backward()
+            last.update(parts, total=total.item())
+            return total
+
+        state = lambda key: self.lbfgs.state[self.lbfgs._params[0]].get(key, 0)  # noqa: E731
+        while self.step < self.total_steps:
+            good = [p.detach().clone() for p in self.params]
+            chunk = min(LBFGS_CHUNK, self.total_steps - self.step)
+            self.lbfgs.param_groups[0].update(max_iter=chunk, max_eval=5 * chunk)
+            iterations, evaluations = state("n_iter"), state("func_evals")
+            self.lbfgs.step(closure)
+            done, used = state("n_iter") - iterations, state("func_evals") - evaluations
+            if not math.isfinite(last.get("total", math.nan)) or any(not torch.isfinite(p).all() for p in self.params):
+                with torch.no_grad():  # a diverged line search: keep the last finite weights and stop
+                    for p, g in zip(self.params, good):
+                        p.copy_(g)
+                break
+            self.step += max(done, 1)
+            total = last.pop("total")
+            self.after_step(bar, total, dict(last), "lbfgs", advance=max(done, 1))
+            if done < chunk and used < 5 * chunk:  # converged: stopped on its tolerances
+                break
+        if "total" in last or (self.history and self.history[-1]["step"] != self.step):
+            self.record(bar, last.pop("total", self.history[-1]["loss"]), dict(last), "lbfgs", evaluate=True)
+        self.step = max(self.step, self.total_steps)
+
+    def after_step(self, bar, total, parts, stage, advance=1):
+        c = self.config
+        bar.update(advance)
+        crossed = lambda every: every and self.step // every != (self.step - advance) // every  # noqa: E731
+        if crossed(c.log_every) or self.step >= self.total_steps:
+            self.record(bar, total, parts, stage, evaluate=crossed(c.checkpoint_every) or self.step >= self.total_steps)
+        if self.checkpoint and crossed(c.checkpoint_every):
+            self.save()
+
+    def record(self, bar, total, parts, stage, evaluate):
+        entry = {"step": self.step, "stage": stage, "loss": total, **parts}
+        if evaluate and self.evaluate is not None:
+            entry.update(self.evaluate(self.model))
+        self.history.append(entry)
+        bar.set_postfix({k: f"{v:.2e}" for k, v in entry.items() if k in ("loss", "rel_l2")}, refresh=False)
+
+    # --- checkpoints -------------------------------------------------------------
+    def state(self):
+        return {
+            "config": to_dict(self.config), "step": self.step, "model": self.model.state_dict(),
+            "adam": self.adam.state_dict(), "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None,
+            "weights": self.weights, "rng": self.rng.bit_generator.state, "history": self.history,
+            "collocation": self.collocation, "condition_points": self.condition_points,
+        }
+
+    def save(self):
+        if not self.checkpoint:
+            return
+        self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint.with_suffix(".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.checkpoint)
+
+    def load(self):
+        state = torch.load(self.checkpoint, weights_only=False)
+        if state["config"] != to_dict(self.config):
+            changed = sorted(k for k in state["config"] if state["config"][k] != to_dict(self.config).get(k))
+            raise ValueError(f"{self.checkpoint} was made with a different config (changed: {', '.join(changed)}); "
+                             f"delete it to start again")
+        self.model.load_state_dict(state["model"])
+        self.adam.load_state_dict(state["adam"])
+        if state["lbfgs"] is not None:
+            self.lbfgs = self.make_lbfgs()
+            self.lbfgs.load_state_dict(state["lbfgs"])
+        self.step, self.weights, self.history = state["step"], state["weights"], state["history"]
+        self.rng.bit_generator.state = state["rng"]
+        self.collocation, self.condition_points = state["collocation"], state["condition_points"]

@@ -1,0 +1,92 @@
+"""Configs refuse unknown or mistyped settings; model files rebuild, and refuse what they are not."""
+
+import pytest
+import torch
+
+import kd_edge
+import kd_edge.problems as problems
+from kd_edge.training import DistillConfig, NetworkConfig, TrainConfig, build_network, from_dict, save_model
+from kd_edge.training.pipeline import load_config
+
+
+def test_config_from_dict_builds_nested_settings():
+    config = from_dict(DistillConfig, {"adam_steps": 10, "adam_lr": 1, "network": {"width": 8, "periodic": {"x": 2.0}}})
+    assert config.adam_steps == 10 and config.adam_lr == 1.0 and config.network.width == 8
+    assert config.network.periodic == {"x": 2.0}
+
+
+@pytest.mark.parametrize("values, error, message", [
+    ({"adam_step": 10}, ValueError, r"unknown key 'adam_step'; valid keys: network, seed, adam_steps"),
+    ({"network": {"widht": 8}}, ValueError, r"config.network: unknown key 'widht'; valid keys: width, depth"),
+    ({"adam_steps": "10"}, TypeError, r"config.adam_steps must be int, got '10'"),
+    ({"adaptive_weights": 1}, TypeError, r"config.adaptive_weights must be bool, got 1"),
+    ({"network": 5}, TypeError, "config.network must be a table of settings"),
+])
+def test_bad_config_names_the_key(values, error, message):
+    with pytest.raises(error, match=message):
+        from_dict(TrainConfig, values)
+
+
+def test_bad_toml_names_the_file_and_section(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('problem = "burgers"\n[teacher]\nadam_steps = 1\n[student]\nn_distil = 3\n')
+    with pytest.raises(ValueError, match=r"x.toml: \[student\]: unknown key 'n_distil'"):
+        load_config(path)
+    path.write_text('problem = "burger"\n[teacher]\n[student]\n')
+    with pytest.raises(ValueError, match="unknown problem 'burger'"):
+        load_config(path)
+    path.write_text('problem = "burgers"\n[teacher]\n[students]\n')
+    with pytest.raises(ValueError, match="unknown section 'students'"):
+        load_config(path)
+
+
+def test_network_periodic_must_name_an_input():
+    with pytest.raises(ValueError, match=r"network.periodic names \['z'\]"):
+        build_network(problems.get("allen_cahn"), NetworkConfig(periodic={"z": 1.0}))
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    p = problems.get("wave_1d", c=1.5)
+    model = build_network(p, NetworkConfig(width=8, depth=2, fourier_features=2))
+    path = save_model(tmp_path / "teacher.pt", model, "teacher", p, {"seed": 3}, {"rel_l2": 0.5}, [])
+    return path, model
+
+
+def test_model_file_rebuilds_the_module(model_file):
+    path, model = model_file
+    loaded = kd_edge.load_model(path, problem="wave_1d", kind="teacher")
+    x = torch.rand(10, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    assert loaded.info["coefficients"] == {"c": 1.5} and loaded.problem.c == 1.5
+    assert loaded.info["multiply_adds"] == model.multiply_adds()
+
+
+def test_model_file_of_another_problem_or_kind_is_refused(model_file):
+    path, _ = model_file
+    with pytest.raises(ValueError, match="is a model of 'wave_1d', not 'burgers'"):
+        kd_edge.load_model(path, problem="burgers")
+    with pytest.raises(ValueError, match="is a teacher model, not a student"):
+        kd_edge.load_model(path, kind="student")
+
+
+def test_damaged_or_foreign_model_files_are_refused(model_file, tmp_path):
+    path, _ = model_file
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        kd_edge.load_model(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="is not a kd-edge model file"):
+        kd_edge.load_model(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="missing architecture, coefficients"):
+        kd_edge.load_model(tmp_path / "foreign.pt")
+    data = torch.load(path, weights_only=True)
+    data["architecture"]["width"] = 9  # weights no longer fit the architecture
+    torch.save(data, tmp_path / "mismatch.pt")
+    with pytest.raises(ValueError, match="weights do not fit the stored architecture"):
+        kd_edge.load_model(tmp_path / "mismatch.pt")
+    data["architecture"]["width"], data["format"] = 8, 7
+    torch.save(data, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="model format 7, this kd-edge reads 1"):
+        kd_edge.load_model(tmp_path / "future.pt")

@@ -1,0 +1,137 @@
+"""Teacher training, distillation and the scratch control, on tiny budgets."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import kd_edge.problems as problems
+from kd_edge.training import (DistillConfig, NetworkConfig, TrainConfig, build_network, distill,
+                              train_student_scratch, train_teacher)
+from kd_edge.training.distill import DistillationTerm
+from kd_edge.training.losses import gaussian_kl
+from kd_edge.training.trainer import Trainer
+
+TINY = dict(adam_steps=60, lbfgs_steps=20, n_collocation=256, n_condition=32, resample_every=20,
+            weight_update_every=20, log_every=10, checkpoint_every=20)
+
+
+@pytest.fixture(scope="module")
+def burgers():
+    return problems.get("burgers")
+
+
+@pytest.fixture(scope="module")
+def teacher(burgers):
+    return train_teacher(burgers, TrainConfig(network=NetworkConfig(width=16, depth=2), **TINY), progress=False)
+
+
+def losses(model):
+    return [h["loss"] for h in model.history]
+
+
+def test_teacher_training_lowers_the_loss(teacher):
+    curve = losses(teacher)
+    assert curve[-1] < 0.5 * curve[0]
+    assert teacher.history[-1]["stage"] == "lbfgs" and teacher.history[-1]["step"] <= 80
+    assert "rel_l2" in teacher.history[-1]
+
+
+@pytest.mark.parametrize("match_derivatives", [False, True])
+def test_distillation_lowers_the_loss_and_the_gap_to_the_teacher(burgers, teacher, match_derivatives):
+    config = DistillConfig(network=NetworkConfig(width=8, depth=2), match_derivatives=match_derivatives,
+                           n_distill=256, **TINY)
+    student = distill(burgers, teacher, config, progress=False)
+    curve = [h["distill"] for h in student.history]
+    assert losses(student)[-1] < 0.5 * losses(student)[0]
+    assert curve[-1] < 0.5 * curve[0]
+    if match_derivatives:
+        assert student.history[-1]["distill_derivative"] < student.history[0]["distill_derivative"]
+
+
+def test_scratch_student_lowers_the_loss_without_a_teacher(burgers):
+    config = DistillConfig(network=NetworkConfig(width=8, depth=2), **TINY)
+    scratch = train_student_scratch(burgers, config, progress=False)
+    assert losses(scratch)[-1] < 0.5 * losses(scratch)[0]
+    assert all("distill" not in h for h in scratch.history)
+
+
+def test_distillation_term_is_zero_when_student_equals_teacher(burgers, teacher):
+    config = DistillConfig(network=NetworkConfig(width=16, depth=2), match_derivatives=True, n_distill=128)
+    term = DistillationTerm(burgers, teacher, copy.deepcopy(teacher), config)
+    value, parts = term(0.5)
+    assert value.item() == 0.0 and parts == {"distill": 0.0, "distill_derivative": 0.0}
+    other = build_network(burgers, config.network)
+    assert DistillationTerm(burgers, teacher, other, config)(0.5)[0].item() > 0
+
+
+def test_gaussian_kl_is_the_variance_scaled_squared_error():
+    t, s = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 2.0]])
+    std = torch.tensor([0.5, 3.0])
+    # KL(N(1, 0.25) || N(0.5, 0.25)) = 0.25 / (2 * 0.25) = 0.5; the second output agrees
+    assert float(gaussian_kl(t, s, std)) == pytest.approx(0.5)
+
+
+def test_runs_are_reproducible(burgers):
+    config = TrainConfig(network=NetworkConfig(width=8, depth=2), **TINY)
+    a = train_teacher(burgers, config, progress=False)
+    b = train_teacher(burgers, config, progress=False)
+    for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop_at", [30, 70], ids=["during-adam", "during-lbfgs"])
+def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, monkeypatch, stop_at):
+    config = TrainConfig(network=NetworkConfig(width=8, depth=2), **dict(TINY, checkpoint_every=10))
+    uninterrupted = train_teacher(burgers, config, progress=False)
+
+    checkpoint = tmp_path / "teacher.ckpt"
+    original = Trainer.after_step
+
+    def crash(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.step >= stop_at:
+            raise Interrupted
+
+    monkeypatch.setattr(Trainer, "after_step", crash)
+    with pytest.raises(Interrupted):
+        train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
+    monkeypatch.setattr(Trainer, "after_step", original)
+    resumed = train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
+    for pa, pb in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(burgers, tmp_path):
+    checkpoint = tmp_path / "teacher.ckpt"
+    config = TrainConfig(network=NetworkConfig(width=8, depth=2), **TINY)
+    train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
+    changed = TrainConfig(network=NetworkConfig(width=8, depth=2), **dict(TINY, adam_steps=61))
+    with pytest.raises(ValueError, match=r"different config \(changed: adam_steps\); delete it"):
+        train_teacher(burgers, changed, checkpoint=checkpoint, progress=False)
+
+
+def test_periodic_network_is_periodic_in_training_units():
+    p = problems.get("allen_cahn")
+    model = build_network(p, NetworkConfig(width=8, depth=2, periodic={"x": 2.0}, fourier_features=3))
+    x = torch.from_numpy(p.sample(50, np.random.default_rng(0))).float()
+    shifted = x + torch.tensor([2.0, 0.0])
+    with torch.no_grad():
+        assert torch.allclose(model(x), model(shifted), atol=1e-5)
+
+
+def test_causal_weighting_discounts_later_times():
+    from kd_edge.training.losses import pde_loss
+
+    p = problems.get("allen_cahn")
+    t = torch.linspace(0.0, 1.0, 400)
+    points = torch.stack([torch.zeros_like(t), t], dim=1)
+    wrong_late = lambda x: torch.where(x[:, 1:] > 0.5, 10 * x[:, 1:] ** 2, 0 * x[:, 1:])  # noqa: E731
+    plain = pde_loss(p, wrong_late, points)
+    causal = pde_loss(p, wrong_late, points, causal_chunks=8, causal_epsilon=10.0)
+    assert causal.item() < 0.5 * plain.item()

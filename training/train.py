@@ -1,0 +1,44 @@
+"""Reproduce models/<problem>/{teacher,student,scratch}.pt and metrics.json.
+
+    .venv/bin/python training/train.py burgers                  # all stages, resuming where it stopped
+    .venv/bin/python training/train.py burgers --stage teacher
+    .venv/bin/python training/train.py --all                    # every problem with a config
+
+Configs are training/configs/<problem>.toml. Checkpoints go to training/runs/ (not committed);
+delete models/<problem>/<stage>.pt to retrain that stage.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from kd_edge.training.pipeline import STAGES, run
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("problem", nargs="?", help="a problem with a config in training/configs/")
+    parser.add_argument("--all", action="store_true", help="every problem that has a config")
+    parser.add_argument("--stage", action="append", choices=STAGES, help="train only this stage (repeatable)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--models", default="models", help="where model files go")
+    args = parser.parse_args()
+    if args.all == bool(args.problem):
+        parser.error("name one problem or pass --all")
+    torch.set_num_threads(args.threads)
+    names = sorted(p.stem for p in CONFIGS.glob("*.toml")) if args.all else [args.problem]
+    for name in names:
+        config = CONFIGS / f"{name}.toml"
+        if not config.exists():
+            known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
+            parser.error(f"no config {config}; configs exist for: {known}")
+        metrics = run(config, models_dir=args.models, stages=tuple(args.stage or STAGES))
+        print(json.dumps({name: metrics}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
