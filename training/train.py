@@ -1,6 +1,7 @@
 """Reproduce models/<problem>/{teacher,student,scratch}.pt and metrics.json.
 
     .venv/bin/python training/train.py burgers                  # all stages, resuming where it stopped
+    .venv/bin/python training/train.py poisson_2d heat_2d --threads 1
     .venv/bin/python training/train.py burgers --stage teacher
     .venv/bin/python training/train.py --all                    # every problem with a config
 
@@ -21,16 +22,16 @@ CONFIGS = Path(__file__).resolve().parent / "configs"
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("problem", nargs="?", help="a problem with a config in training/configs/")
+    parser.add_argument("problems", nargs="*", help="problems with a config in training/configs/")
     parser.add_argument("--all", action="store_true", help="every problem that has a config")
     parser.add_argument("--stage", action="append", choices=STAGES, help="train only this stage (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--models", default="models", help="where model files go")
     args = parser.parse_args()
-    if args.all == bool(args.problem):
-        parser.error("name one problem or pass --all")
+    if args.all == bool(args.problems):
+        parser.error("name problems or pass --all")
     torch.set_num_threads(args.threads)
-    names = sorted(p.stem for p in CONFIGS.glob("*.toml")) if args.all else [args.problem]
+    names = sorted(p.stem for p in CONFIGS.glob("*.toml")) if args.all else args.problems
     for name in names:
         config = CONFIGS / f"{name}.toml"
         if not config.exists():

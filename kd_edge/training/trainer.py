@@ -145,8 +145,11 @@ class Trainer:
             self.step += max(done, 1)
             total = last.pop("total")
             self.after_step(bar, total, dict(last), "lbfgs", advance=max(done, 1))
-            if done < chunk and used < 5 * chunk:  # converged: stopped on its tolerances
-                break
+            if done < chunk and used < 5 * chunk:
+                # Stalled on its tolerances (float32 losses stop changing): restart on fresh
+                # collocation points with an empty history while the budget lasts.
+                self.resample()
+                self.lbfgs = self.make_lbfgs()
         if "total" in last or (self.history and self.history[-1]["step"] != self.step):
             self.record(bar, last.pop("total", self.history[-1]["loss"]), dict(last), "lbfgs", evaluate=True)
         self.step = max(self.step, self.total_steps)
