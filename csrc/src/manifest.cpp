@@ -104,6 +104,19 @@ ArtifactInfo read_manifest(const std::string& artifact_dir) {
   if (!is_hex_digest(info.library_sha256))
     bad(where, "field \"library_sha256\" must be 64 lower-case hex digits");
 
+  ffi::json::Object runtime = object_field(*top, "runtime", where);
+  const std::string kind = string_field(runtime, "kind", where);
+  info.entry = string_field(runtime, "entry", where);
+  if (kind == "fused") {
+    info.runtime = RuntimeKind::kFused;
+    info.parallel_entry = string_field(runtime, "parallel_entry", where);
+    auto min_points = field(runtime, "parallel_min_points", where).try_cast<int64_t>();
+    if (!min_points || *min_points < 1) bad(where, "field \"parallel_min_points\" must be a positive integer");
+    info.parallel_min_points = static_cast<std::size_t>(*min_points);
+  } else if (kind != "vm") {
+    bad(where, "runtime kind \"" + kind + "\", this runtime runs \"fused\" and \"vm\"");
+  }
+
   std::string dtype = string_field(*top, "dtype", where);
   if (dtype != "float32") bad(where, "dtype \"" + dtype + "\", this runtime supports float32");
   info.input_names = string_list(*top, "inputs", where, false);

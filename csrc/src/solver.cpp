@@ -19,8 +19,9 @@ namespace ffi = tvm::ffi;
 constexpr DLDataType kFloat32{kDLFloat, 32, 1};
 constexpr DLDevice kCpu{kDLCPU, 0};
 constexpr int kPooledAllocator = 2;  // tvm::runtime::memory::AllocatorType::kPooled
-// TVM-generated kernels assume their buffers are this aligned (aligned vector loads):
-// a caller's pointer that is not gets copied into an aligned staging buffer first.
+// Kernels of TVM's generic (VM) path assume their buffers are this aligned (aligned vector
+// loads): a caller's pointer that is not gets copied into an aligned staging buffer first.
+// The fused kernel is built for any 4-byte alignment.
 constexpr std::size_t kTvmAlignment = 64;
 
 // Growable float buffer aligned to kTvmAlignment.
@@ -93,15 +94,25 @@ ffi::Module start_vm(const ffi::Module& library, const std::string& name) {
 struct Solver::Impl {
   ArtifactInfo info;
   ffi::Module library;
-  ffi::Module vm;
+  // fused: the kernels, called directly; vm: the Relax VM and its entry function
   ffi::Function entry;
-  AlignedBuffer staging;
+  ffi::Function parallel_entry;
+  ffi::Optional<ffi::Module> vm;
+  AlignedBuffer staging;  // vm: an aligned copy of misaligned input
 
   explicit Impl(const std::string& artifact_dir)
-      : info(read_manifest(artifact_dir)),
-        library(load_library(artifact_dir, info)),
-        vm(start_vm(library, info.library)),
-        entry(require_function(vm, "main", info.library)) {}
+      : info(read_manifest(artifact_dir)), library(load_library(artifact_dir, info)) {
+    if (info.runtime == RuntimeKind::kFused) {
+      entry = require_function(library, info.entry.c_str(), info.library);
+      parallel_entry = require_function(library, info.parallel_entry.c_str(), info.library);
+    } else {
+      vm = start_vm(library, info.library);
+      entry = require_function(*vm, info.entry.c_str(), info.library);
+    }
+  }
+
+  void predict_fused(const float* in, std::size_t n_points, float* out);
+  void predict_vm(const float* in, std::size_t n_points, float* out);
 };
 
 Solver::Solver(const std::string& artifact_dir) : impl_(std::make_unique<Impl>(artifact_dir)) {}
@@ -117,11 +128,35 @@ const ArtifactInfo& Solver::info() const noexcept { return impl_->info; }
 void Solver::predict(const float* in, std::size_t n_points, float* out) {
   if (n_points == 0) return;
   if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
+  if (impl_->info.runtime == RuntimeKind::kFused) {
+    impl_->predict_fused(in, n_points, out);
+  } else {
+    impl_->predict_vm(in, n_points, out);
+  }
+}
+
+// The kernel reads the caller's input and writes the caller's output in place: DLTensor
+// views on the stack, no copies and no tensor objects.
+void Solver::Impl::predict_fused(const float* in, std::size_t n_points, float* out) {
+  int64_t in_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.input_names.size())};
+  int64_t out_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.output_names.size())};
+  DLTensor x{const_cast<float*>(in), kCpu, 2, kFloat32, in_shape, nullptr, 0};
+  DLTensor y{out, kCpu, 2, kFloat32, out_shape, nullptr, 0};
+  const ffi::Function& kernel = n_points >= info.parallel_min_points ? parallel_entry : entry;
+  try {
+    kernel(&x, &y);
+  } catch (const ffi::Error& e) {
+    throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") + e.what());
+  }
+}
+
+void Solver::Impl::predict_vm(const float* in, std::size_t n_points, float* out) {
+  const std::size_t n_outputs = info.output_names.size();
   const int64_t rows = static_cast<int64_t>(n_points);
-  const int64_t shape[2] = {rows, static_cast<int64_t>(n_inputs())};
-  const std::size_t n_in_floats = n_points * n_inputs();
+  const int64_t shape[2] = {rows, static_cast<int64_t>(info.input_names.size())};
+  const std::size_t n_in_floats = n_points * info.input_names.size();
   if (reinterpret_cast<std::uintptr_t>(in) % kTvmAlignment != 0) {
-    float* aligned = impl_->staging.reserve(n_in_floats);
+    float* aligned = staging.reserve(n_in_floats);
     std::memcpy(aligned, in, n_in_floats * sizeof(float));
     in = aligned;
   }
@@ -129,7 +164,7 @@ void Solver::predict(const float* in, std::size_t n_points, float* out) {
   try {
     ffi::Tensor x = ffi::Tensor::FromNDAlloc(BorrowedData{const_cast<float*>(in)}, ffi::ShapeView(shape, 2),
                                              kFloat32, kCpu);
-    ffi::Any returned = impl_->entry(x);
+    ffi::Any returned = entry(x);
     // torch.export wraps a single output in a tuple.
     if (auto tuple = returned.try_cast<ffi::Array<ffi::Any>>()) {
       result = (*tuple)[0].cast<ffi::Tensor>();
@@ -140,10 +175,10 @@ void Solver::predict(const float* in, std::size_t n_points, float* out) {
     throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") + e.what());
   }
   const DLTensor* y = result.GetDLTensorPtr();
-  if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != static_cast<int64_t>(n_outputs()) ||
+  if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != static_cast<int64_t>(n_outputs) ||
       y->dtype.code != kDLFloat || y->dtype.bits != 32)
     throw Error(ErrorKind::kRuntime, "compiled model returned a result of unexpected shape or dtype");
-  std::memcpy(out, static_cast<const char*>(y->data) + y->byte_offset, n_points * n_outputs() * sizeof(float));
+  std::memcpy(out, static_cast<const char*>(y->data) + y->byte_offset, n_points * n_outputs * sizeof(float));
 }
 
 }  // namespace kd_edge

@@ -1,13 +1,14 @@
-"""kd_edge.compile: build a PyTorch module into an artifact directory."""
+"""kd_edge.compile: build a PyTorch module or an ONNX model into an artifact directory."""
 
 from pathlib import Path
 
-import torch
-
-from kd_edge.compiler.frontend import check_example, to_relax
-from kd_edge.compiler.manifest import (
-    LIBRARY_NAME, MANIFEST_FORMAT, MANIFEST_NAME, sha256_file, weights_sha256, write_manifest)
+from kd_edge.compiler.manifest import (LIBRARY_NAME, MANIFEST_FORMAT, MANIFEST_NAME, sha256_file, weights_sha256,
+                                       write_manifest)
 from kd_edge.compiler.target import resolve_target
+
+BACKENDS = ("auto", "fused", "vm")
+# Below this many points a call stays on the calling thread: waking the pool costs more.
+PARALLEL_MIN_POINTS = 4096
 
 
 def _column_names(names, width: int, default_prefix: str, what: str) -> list[str]:
@@ -19,23 +20,76 @@ def _column_names(names, width: int, default_prefix: str, what: str) -> list[str
     return names
 
 
-def compile(module: torch.nn.Module, example_input, out_dir, target: str = "host",
-            input_names=None, output_names=None) -> Path:
-    """Compile `module` for the CPU and write an artifact directory; return its path.
+def _is_onnx(model) -> bool:
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        return True
+    return type(model).__name__ == "ModelProto"
 
-    example_input: (n_points, n_inputs) float32, used to trace; the artifact accepts any
-    number of points. out_dir gets manifest.json and the shared library model.so.
-    input_names / output_names label the columns (default x0.. and y0..).
+
+def _import(model, example_input):
+    """-> (Relax module, n_inputs, n_outputs, source description for the manifest)."""
+    if _is_onnx(model):
+        import onnx
+
+        from kd_edge.compiler.frontend import onnx_to_relax
+
+        module, n_in, n_out, name = onnx_to_relax(model)
+        return module, n_in, n_out, {"framework": "onnx", "onnx_version": onnx.__version__, "input": name}
+    import torch
+
+    from kd_edge.compiler.frontend import check_example, to_relax
+
+    if example_input is None:
+        raise ValueError("compiling a torch module needs example_input of shape (n_points, n_inputs)")
+    x, n_out = check_example(model, example_input)
+    return to_relax(model, x), int(x.shape[1]), n_out, {
+        "framework": "torch", "torch_version": torch.__version__,
+        "module_class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "weights_sha256": weights_sha256(model)}
+
+
+def compile(model, example_input=None, out_dir=None, target: str = "host", input_names=None, output_names=None,
+            backend: str = "auto") -> Path:
+    """Compile a model for the CPU and write an artifact directory; return its path.
+
+    model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
+      ONNX model (a path, bytes or onnx.ModelProto). The artifact accepts any number of points.
+    backend: "fused" compiles a dense chain (linear layers with tanh/sin activations) into one
+      kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
+      "auto" (default) uses "fused" when the model is a dense chain.
+    out_dir gets manifest.json and the shared library model.so.
     """
     import tvm
 
-    x, n_outputs = check_example(module, example_input)
-    inputs = _column_names(input_names, x.shape[1], "x", "input")
-    outputs = _column_names(output_names, n_outputs, "y", "output")
-    spec = resolve_target(target)
+    from kd_edge.compiler.chain import NotADenseChain, extract_chain
+    from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, build_kernel_module, simd_lanes
 
-    relax_module = to_relax(module, x)
-    executable = tvm.compile(relax_module, target=tvm.target.Target(spec.tvm_target))
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if out_dir is None:
+        raise ValueError("compile needs out_dir, the artifact directory to write")
+    relax_module, n_in, n_out, source = _import(model, example_input)
+    inputs = _column_names(input_names, n_in, "x", "input")
+    outputs = _column_names(output_names, n_out, "y", "output")
+    spec = resolve_target(target)
+    layers = None
+    if backend != "vm":
+        try:
+            layers = extract_chain(relax_module)
+        except NotADenseChain as e:
+            if backend == "fused":
+                raise ValueError(f"backend='fused' needs a dense chain, but {e}") from None
+    if layers is not None:
+        lanes = simd_lanes(spec.features)
+        executable = tvm.compile(build_kernel_module(layers, lanes), target=tvm.target.Target(spec.tvm_target))
+        runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
+                   "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes,
+                   "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
+                              for l in layers],
+                   "multiply_adds": sum(l.multiply_adds for l in layers)}
+    else:
+        executable = tvm.compile(relax_module, target=tvm.target.Target(spec.tvm_target))
+        runtime = {"kind": "vm", "entry": "main"}
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -46,6 +100,7 @@ def compile(module: torch.nn.Module, example_input, out_dir, target: str = "host
         "format": MANIFEST_FORMAT,
         "library": LIBRARY_NAME,
         "library_sha256": sha256_file(library),
+        "runtime": runtime,
         "inputs": inputs,
         "input_width": len(inputs),
         "outputs": outputs,
@@ -53,11 +108,6 @@ def compile(module: torch.nn.Module, example_input, out_dir, target: str = "host
         "dtype": "float32",
         "tvm_version": tvm.__version__,
         "target": spec.manifest_entry(),
-        "source": {
-            "framework": "torch",
-            "torch_version": torch.__version__,
-            "module_class": f"{type(module).__module__}.{type(module).__qualname__}",
-            "weights_sha256": weights_sha256(module),
-        },
+        "source": source,
     })
     return out

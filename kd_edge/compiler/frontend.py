@@ -1,6 +1,7 @@
 """PyTorch -> TVM Relax: torch.export with a dynamic batch dimension, weights bound as constants."""
 
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -45,3 +46,33 @@ def to_relax(module: torch.nn.Module, x: torch.Tensor):
             return from_exported_program(program)
     finally:
         module.train(was_training)
+
+
+def onnx_to_relax(model):
+    """An ONNX model (path, bytes or ModelProto) with one (n, d_in) input -> (Relax module, d_in, d_out, name)."""
+    import onnx
+    from tvm import tirx
+    from tvm.relax.frontend.onnx import from_onnx
+
+    if isinstance(model, bytes):
+        model = onnx.load_from_string(model)
+    elif isinstance(model, str) or hasattr(model, "__fspath__"):
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"no ONNX model at {model}")
+        model = onnx.load(str(model))
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ValueError(f"kd-edge compiles models with one input and one output; this ONNX model has "
+                         f"{len(inputs)} inputs and {len(graph.output)} outputs")
+    dims = inputs[0].type.tensor_type.shape.dim
+    out_dims = graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != 2 or not dims[1].dim_value or len(out_dims) != 2 or not out_dims[1].dim_value:
+        raise ValueError("the ONNX model's input and output must have shape (n_points, width) with fixed widths")
+    if inputs[0].type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
+        raise TypeError("kd-edge compiles float32 ONNX models")
+    width = dims[1].dim_value
+    # the batch dimension is made symbolic whatever the file says, so any n works
+    module = from_onnx(model, shape_dict={inputs[0].name: [tirx.Var("n", "int64"), width]})
+    return module, width, out_dims[1].dim_value, inputs[0].name

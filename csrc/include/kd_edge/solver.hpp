@@ -29,8 +29,15 @@ class Error : public std::runtime_error {
   ErrorKind kind_;
 };
 
+// How the library is called: one fused kernel for a dense chain, or TVM's Relax VM.
+enum class RuntimeKind { kFused, kVm };
+
 // What manifest.json says about the artifact, after validation.
 struct ArtifactInfo {
+  RuntimeKind runtime = RuntimeKind::kVm;
+  std::string entry;                        // function to call
+  std::string parallel_entry;               // fused: the multi-threaded variant
+  std::size_t parallel_min_points = 0;      // fused: batches from this size use parallel_entry
   int format = 0;                           // manifest format version
   std::string library;                      // file name of the shared library inside the artifact
   std::string library_sha256;               // hex digest the library was checked against

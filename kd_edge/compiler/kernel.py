@@ -1,0 +1,119 @@
+"""One fused TIR kernel for a dense chain: every layer computed per tile of points, points
+across SIMD lanes, weights as immediates, intermediates in small local buffers; fast tanh
+and sin with measured error bounds (tests/test_compiler/test_kernel.py)."""
+
+import math
+
+import numpy as np
+
+ENTRY = "kd_edge_chain"
+PARALLEL_ENTRY = "kd_edge_chain_parallel"
+
+# tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 7.9053, +-1 beyond (Eigen's float rational approximation).
+_TANH_P = [4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
+           -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16]
+_TANH_Q = [4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06]
+_TANH_CLAMP = 7.90531110763549805
+
+
+def _sin_coefficients(degree: int = 11) -> list[float]:
+    """Odd polynomial for sin on [0, pi/2]: sin y ~ y (1 + c1 y^2 + c2 y^4 + ...), least squares
+    on Chebyshev nodes (close to minimax)."""
+    y = (np.cos(np.linspace(0, np.pi, 400)) + 1) * np.pi / 4
+    y = y[y > 1e-6]
+    terms = np.stack([y ** (2 * k) for k in range(1, (degree + 1) // 2)], axis=1)
+    c, *_ = np.linalg.lstsq(terms, np.sin(y) / y - 1, rcond=None)
+    return [1.0] + list(c)
+
+
+_SIN_C = _sin_coefficients()
+_TWO_PI_HI = float(np.float32(2 * math.pi))
+_TWO_PI_LO = 2 * math.pi - _TWO_PI_HI  # Cody-Waite: 2 pi = hi + lo, hi exact in float32
+
+
+def simd_lanes(features) -> int:
+    """Points per vector register on a CPU with these /proc/cpuinfo features."""
+    return 16 if "avx512f" in features else 8 if "avx2" in features else 4
+
+
+def build_kernel_module(layers, lanes: int):
+    """An IRModule with the serial and the parallel kernel for `layers`.
+
+    Both take X (n, d_in) and Y (n, d_out), float32 row-major, any n and any 4-byte alignment,
+    and write Y = chain(X)."""
+    import tvm
+
+    return tvm.IRModule({ENTRY: _kernel(layers, lanes, ENTRY, parallel=False),
+                         PARALLEL_ENTRY: _kernel(layers, lanes, PARALLEL_ENTRY, parallel=True)})
+
+
+def _kernel(layers, lanes: int, name: str, parallel: bool):
+    import tvm
+    from tvm import tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    def c(v):
+        return tirx.FloatImm("float32", float(np.float32(v)))
+
+    def horner(coefficients, s):
+        r = c(coefficients[-1])
+        for a in reversed(coefficients[:-1]):
+            r = r * s + c(a)
+        return r
+
+    d_in, d_out = layers[0].weight.shape[1], layers[-1].weight.shape[0]
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            T.func_attr({"global_symbol": name, "tirx.noalias": True})
+            x, y = T.arg("x", T.handle()), T.arg("y", T.handle())
+            n = T.int64()
+            # align=4, offset_factor=1: callers' arrays need no particular alignment
+            X = T.match_buffer(x, (n, d_in), "float32", align=4, offset_factor=1)
+            Y = T.match_buffer(y, (n, d_out), "float32", align=4, offset_factor=1)
+            h = [T.alloc_buffer((d_in, lanes), "float32", scope="local")]
+            h += [T.alloc_buffer((layer.weight.shape[0], lanes), "float32", scope="local") for layer in layers]
+            scratch = T.alloc_buffer((2, lanes), "float32", scope="local")
+
+            def tanh(e, lane):
+                T.buffer_store(scratch, tvm.te.max(tvm.te.min(e, c(_TANH_CLAMP)), c(-_TANH_CLAMP)), [0, lane])
+                v = scratch[0, lane]
+                T.buffer_store(scratch, v * v, [1, lane])
+                s = scratch[1, lane]
+                return v * horner(_TANH_P, s) / horner(_TANH_Q, s)
+
+            def sin(e, lane):
+                T.buffer_store(scratch, e, [0, lane])
+                v = scratch[0, lane]
+                k = tvm.te.floor(v * c(1 / (2 * math.pi)) + c(0.5))
+                T.buffer_store(scratch, (v - k * c(_TWO_PI_HI)) - k * c(_TWO_PI_LO), [0, lane])  # in [-pi, pi]
+                r = scratch[0, lane]
+                half_pi, pi = c(math.pi / 2), c(math.pi)
+                T.buffer_store(scratch, tirx.Select(r > half_pi, pi - r, tirx.Select(r < -half_pi, -pi - r, r)),
+                               [0, lane])  # sin(pi - r) = sin r: now |r| <= pi/2
+                r = scratch[0, lane]
+                T.buffer_store(scratch, r * r, [1, lane])
+                return r * horner(_SIN_C, scratch[1, lane])
+
+            def point(index, lane):
+                for k in range(d_in):
+                    T.buffer_store(h[0], X[index, k], [k, lane])
+                for i, layer in enumerate(layers, 1):
+                    for j in range(layer.weight.shape[0]):
+                        e = c(layer.bias[j])
+                        for k in range(layer.weight.shape[1]):
+                            e = e + c(layer.weight[j, k]) * h[i - 1][k, lane]
+                        act = layer.activations[j]
+                        e = tanh(e, lane) if act == "tanh" else sin(e, lane) if act == "sin" else e
+                        T.buffer_store(h[i], e, [j, lane])
+                for k in range(d_out):
+                    T.buffer_store(Y, h[-1][k, lane], [index, k])
+
+            tiles = T.parallel(n // lanes) if parallel else T.serial(n // lanes)
+            with tiles as t:
+                with T.vectorized(lanes) as lane:
+                    point(t * lanes + lane, lane)
+            with T.serial(n % lanes) as r:  # the last n % lanes points, one at a time
+                point(n // lanes * lanes + r, 0)
+    return ib.get()
