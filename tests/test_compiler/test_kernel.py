@@ -1,0 +1,150 @@
+"""The fused kernel: fast-math error bounds, both entry points, recognition and fallback, ONNX."""
+
+import io
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import kd_edge
+from kd_edge.compiler.chain import Layer, NotADenseChain, extract_chain
+from kd_edge.compiler.frontend import to_relax
+from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, build_kernel_module, simd_lanes
+from kd_edge.compiler.target import resolve_target
+from kd_edge.networks import MLP
+
+
+def compiled_kernel(layers):
+    import tvm
+
+    spec = resolve_target("host")
+    return tvm.compile(build_kernel_module(layers, simd_lanes(spec.features)),
+                       target=tvm.target.Target(dict(spec.tvm_target, **{"num-cores": 2})))
+
+
+def run(lib, entry, x, d_out):
+    import tvm
+
+    y = tvm.runtime.tensor(np.full((len(x), d_out), np.nan, np.float32))
+    lib[entry](tvm.runtime.tensor(x), y)
+    return y.numpy()
+
+
+@pytest.fixture(scope="module")
+def activation_kernels():
+    # one unit per layer: y = act(x), identity readout, so the kernel's act is measured alone
+    return {act: compiled_kernel([Layer(np.ones((1, 1)), np.zeros(1), (act,)),
+                                  Layer(np.ones((1, 1)), np.zeros(1), ("identity",))])
+            for act in ("tanh", "sin")}
+
+
+# The bounds stated in the README: max abs error against float64 over these ranges.
+@pytest.mark.parametrize("act, span, bound", [("tanh", 20.0, 4e-7), ("sin", 10.0, 3e-7), ("sin", 100.0, 6e-6)])
+def test_fast_math_error_bounds(activation_kernels, act, span, bound):
+    x = np.linspace(-span, span, 200_003, dtype=np.float32)[:, None]
+    exact = getattr(np, act)(x.astype(np.float64))
+    for entry in (ENTRY, PARALLEL_ENTRY):
+        err = np.abs(run(activation_kernels[act], entry, x, 1) - exact).max()
+        assert err <= bound, f"{act} on [-{span}, {span}] via {entry}: {err:.2e}"
+    # and the scalar tail (fewer points than one SIMD tile)
+    few = x[::40_000]
+    assert np.abs(run(activation_kernels[act], ENTRY, few, 1) - getattr(np, act)(few.astype(np.float64))).max() <= bound
+
+
+def test_serial_and_parallel_entries_agree_with_pytorch(monkeypatch):
+    monkeypatch.setenv("TVM_NUM_THREADS", "2")
+    torch.manual_seed(0)
+    model = MLP(3, 2, 24, 3, "tanh", periodic={1: 2.0}, fourier_features=2).eval()
+    lib = compiled_kernel(extract_chain(to_relax(model, torch.zeros(3, 3))))
+    for n in (1, 15, 16, 17, 5000, 25_600):
+        x = np.random.default_rng(n).uniform(-2, 2, size=(n, 3)).astype(np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        for entry in (ENTRY, PARALLEL_ENTRY):
+            np.testing.assert_allclose(run(lib, entry, x, 2), expected, rtol=0, atol=1e-5, err_msg=f"{entry}, n={n}")
+
+
+class SkipConnection(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = torch.nn.Linear(2, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        return self.c(torch.tanh(self.b(h)) + h)
+
+
+class Gelu(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(2, 1)
+
+    def forward(self, x):
+        return torch.nn.functional.gelu(self.a(x))
+
+
+@pytest.mark.parametrize("module, reason", [
+    (SkipConnection(), "elementwise arithmetic between two non-constant tensors"),
+    (Gelu(), "operator relax.nn.gelu is not part of a dense chain"),
+])
+def test_other_models_fall_back_to_the_vm(tmp_path, module, reason):
+    module.eval()
+    with pytest.raises(NotADenseChain, match=reason):
+        extract_chain(to_relax(module, torch.zeros(3, 2)))
+    artifact = kd_edge.compile(module, torch.zeros(3, 2), tmp_path / "auto")
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "vm"
+    x = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(kd_edge.Solver(str(artifact)).predict(x), module(torch.from_numpy(x)).numpy(),
+                                   atol=1e-5)
+    with pytest.raises(ValueError, match="backend='fused' needs a dense chain, but"):
+        kd_edge.compile(module, torch.zeros(3, 2), tmp_path / "fused", backend="fused")
+
+
+def test_dense_chains_compile_to_the_fused_kernel(compiled):
+    _, artifact = compiled(2, 1, 20, 4, "tanh")
+    runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
+    assert runtime["kind"] == "fused" and runtime["layers"][0][:2] == [2, 20] and runtime["multiply_adds"] == 1260
+
+
+def test_embeddings_fold_into_the_chain():
+    layers = extract_chain(to_relax(MLP(2, 1, 8, 2, lower=[-1, 0], upper=[1, 1]).eval(), torch.zeros(3, 2)))
+    assert [layer.weight.shape for layer in layers] == [(8, 2), (8, 8), (1, 8)]  # normalisation folded into layer 1
+    periodic = extract_chain(to_relax(MLP(2, 1, 8, 2, periodic={0: 2.0}).eval(), torch.zeros(3, 2)))
+    assert set(periodic[0].activations) == {"identity", "sin"}  # [t, cos x, sin x] is one layer, cos as sin(. + pi/2)
+
+
+def onnx_bytes(model, width):
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(4, width),), buffer, input_names=["x"], output_names=["u"],
+                          dynamic_axes={"x": {0: "n"}, "u": {0: "n"}}, dynamo=False)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("backend", ["auto", "vm"])
+def test_onnx_models_compile_like_torch_ones(tmp_path, backend):
+    torch.manual_seed(1)
+    model = MLP(3, 2, 16, 3, "sin").eval()
+    path = tmp_path / "student.onnx"
+    path.write_bytes(onnx_bytes(model, 3))
+    artifact = kd_edge.compile(path, out_dir=tmp_path / "artifact", backend=backend, output_names=["u", "v"])
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["source"]["framework"] == "onnx" and manifest["runtime"]["kind"] == ("vm" if backend == "vm" else "fused")
+    solver = kd_edge.Solver(str(artifact))
+    for n in (1, 7, 1000):
+        x = np.random.default_rng(n).uniform(-1, 1, size=(n, 3)).astype(np.float32)
+        with torch.no_grad():
+            np.testing.assert_allclose(solver.predict(x), model(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-5)
+
+
+def test_bad_onnx_input_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no ONNX model at"):
+        kd_edge.compile(tmp_path / "missing.onnx", out_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        kd_edge.compile(MLP(2, 1), torch.zeros(2, 2), tmp_path / "b", backend="gpu")
+    with pytest.raises(ValueError, match="needs example_input"):
+        kd_edge.compile(MLP(2, 1), out_dir=tmp_path / "c")
