@@ -33,8 +33,11 @@ test: test-cpp test-py
 demo: build
 	$(PY) examples/demo.py
 
+# Latency of every model and backend in one run; writes build/bench/latency.{json,md,png}.
 bench: build
-	$(PY) -m pytest benchmarks --benchmark-only
+	mkdir -p build/bench
+	$(PY) -m pytest benchmarks --benchmark-only --benchmark-max-time=0.5 --benchmark-json=build/bench/latency.json -q
+	$(PY) benchmarks/report.py build/bench/latency.json
 
 clean:
 	rm -rf build .pytest_cache

@@ -68,12 +68,15 @@ PYBIND11_MODULE(_runtime, m) {
   m.attr("MANIFEST_FORMAT") = kd_edge::kManifestFormat;
 
   py::class_<kd_edge::Solver>(m, "Solver", "A compiled artifact loaded for prediction (one per thread).")
-      .def(py::init<const std::string&>(), py::arg("artifact_dir"),
-           "Open an artifact directory; validates manifest.json and the library's sha256 before loading it.")
+      .def(py::init<const std::string&, int>(), py::arg("artifact_dir"), py::arg("threads") = 0,
+           "Open an artifact directory; validates manifest.json and the library's sha256 before loading it. "
+           "threads=1 keeps every call on the calling thread; 0 (default) uses TVM's thread pool "
+           "(TVM_NUM_THREADS, default all CPUs) for large batches.")
       .def("predict", &predict, py::arg("x"),
            "Evaluate the model on x of shape (n_points, n_inputs). Floating input of any precision or "
            "memory layout is converted to C-contiguous float32 (a copy only when needed); other dtypes "
            "raise TypeError. Returns a new (n_points, n_outputs) float32 array. Releases the GIL.")
+      .def_property_readonly("threads", &kd_edge::Solver::threads)
       .def_property_readonly("n_inputs", &kd_edge::Solver::n_inputs)
       .def_property_readonly("n_outputs", &kd_edge::Solver::n_outputs)
       .def_property_readonly("input_names", [](const kd_edge::Solver& s) { return s.info().input_names; })

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 namespace kd_edge {
 namespace {
@@ -92,6 +93,7 @@ ffi::Module start_vm(const ffi::Module& library, const std::string& name) {
 }  // namespace
 
 struct Solver::Impl {
+  int threads;
   ArtifactInfo info;
   ffi::Module library;
   // fused: the kernels, called directly; vm: the Relax VM and its entry function
@@ -100,8 +102,8 @@ struct Solver::Impl {
   ffi::Optional<ffi::Module> vm;
   AlignedBuffer staging;  // vm: an aligned copy of misaligned input
 
-  explicit Impl(const std::string& artifact_dir)
-      : info(read_manifest(artifact_dir)), library(load_library(artifact_dir, info)) {
+  Impl(const std::string& artifact_dir, int threads_)
+      : threads(threads_), info(read_manifest(artifact_dir)), library(load_library(artifact_dir, info)) {
     if (info.runtime == RuntimeKind::kFused) {
       entry = require_function(library, info.entry.c_str(), info.library);
       parallel_entry = require_function(library, info.parallel_entry.c_str(), info.library);
@@ -115,12 +117,29 @@ struct Solver::Impl {
   void predict_vm(const float* in, std::size_t n_points, float* out);
 };
 
-Solver::Solver(const std::string& artifact_dir) : impl_(std::make_unique<Impl>(artifact_dir)) {}
+namespace {
+// TVM sizes its pool once, from TVM_NUM_THREADS, and otherwise picks 1 on some machines.
+void default_pool_size() {
+  static const bool done = [] {
+    const unsigned cpus = std::thread::hardware_concurrency();
+    if (cpus > 0) setenv("TVM_NUM_THREADS", std::to_string(cpus).c_str(), /*overwrite=*/0);
+    return true;
+  }();
+  (void)done;
+}
+}  // namespace
+
+Solver::Solver(const std::string& artifact_dir, int threads) {
+  if (threads < 0) throw Error(ErrorKind::kInvalidInput, "threads must be 0 (pool) or more, got " + std::to_string(threads));
+  default_pool_size();
+  impl_ = std::make_unique<Impl>(artifact_dir, threads);
+}
 
 Solver::~Solver() = default;
 Solver::Solver(Solver&&) noexcept = default;
 Solver& Solver::operator=(Solver&&) noexcept = default;
 
+int Solver::threads() const noexcept { return impl_->threads; }
 std::size_t Solver::n_inputs() const noexcept { return impl_->info.input_names.size(); }
 std::size_t Solver::n_outputs() const noexcept { return impl_->info.output_names.size(); }
 const ArtifactInfo& Solver::info() const noexcept { return impl_->info; }
@@ -142,7 +161,8 @@ void Solver::Impl::predict_fused(const float* in, std::size_t n_points, float* o
   int64_t out_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.output_names.size())};
   DLTensor x{const_cast<float*>(in), kCpu, 2, kFloat32, in_shape, nullptr, 0};
   DLTensor y{out, kCpu, 2, kFloat32, out_shape, nullptr, 0};
-  const ffi::Function& kernel = n_points >= info.parallel_min_points ? parallel_entry : entry;
+  const bool pool = threads != 1 && n_points >= info.parallel_min_points;
+  const ffi::Function& kernel = pool ? parallel_entry : entry;
   try {
     kernel(&x, &y);
   } catch (const ffi::Error& e) {

@@ -1,6 +1,7 @@
 // kd-edge-run: time Solver::predict on an artifact.
 //   kd-edge-run --artifact DIR [--batch N] [--iters K] [--warmup W] [--json]
-// Prints p50, p99 and max latency of one predict call of N points.
+// Prints p50, p99 and max latency of one predict call of N points. --threads 1 keeps every
+// call on this thread; otherwise large batches use TVM's pool (TVM_NUM_THREADS threads).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,11 +19,12 @@ struct Options {
   std::size_t batch = 1;
   std::size_t iters = 10000;
   std::size_t warmup = 100;
+  std::size_t threads = 0;
   bool json = false;
 };
 
 int usage(const char* why) {
-  std::fprintf(stderr, "kd-edge-run: %s\nusage: kd-edge-run --artifact DIR [--batch N] [--iters K] [--warmup W] [--json]\n", why);
+  std::fprintf(stderr, "kd-edge-run: %s\nusage: kd-edge-run --artifact DIR [--batch N] [--iters K] [--warmup W] [--threads 1] [--json]\n", why);
   return 2;
 }
 
@@ -46,12 +48,13 @@ int main(int argc, char** argv) {
     else if (arg == "--batch" && has_value) { if (!parse_count(argv[++i], &opt.batch)) return usage("--batch must be a positive integer"); }
     else if (arg == "--iters" && has_value) { if (!parse_count(argv[++i], &opt.iters)) return usage("--iters must be a positive integer"); }
     else if (arg == "--warmup" && has_value) { if (!parse_count(argv[++i], &opt.warmup)) return usage("--warmup must be a positive integer"); }
+    else if (arg == "--threads" && has_value) { if (!parse_count(argv[++i], &opt.threads)) return usage("--threads must be a positive integer"); }
     else return usage(("unknown or incomplete argument: " + arg).c_str());
   }
   if (opt.artifact.empty()) return usage("--artifact is required");
 
   try {
-    kd_edge::Solver solver(opt.artifact);
+    kd_edge::Solver solver(opt.artifact, opt.threads == 1 ? 1 : 0);
     // Points spread over [-1, 1]; the timing does not depend on the values.
     std::vector<float> in(opt.batch * solver.n_inputs());
     for (std::size_t i = 0; i < in.size(); ++i) in[i] = -1.0f + 2.0f * static_cast<float>(i % 997) / 996.0f;

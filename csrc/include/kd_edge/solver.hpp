@@ -55,9 +55,14 @@ constexpr int kManifestFormat = 1;
 // A loaded artifact. Construction validates the manifest and the library checksum,
 // then loads the library; it throws kd_edge::Error on any failure. Not thread-safe:
 // use one Solver per thread.
+//
+// Threads: with threads == 1 every call runs on the calling thread. With threads == 0 (the
+// default) batches of at least the artifact's parallel_min_points run on TVM's process-wide
+// thread pool, whose size is TVM_NUM_THREADS; if that is unset when the first Solver is made,
+// it is set to the number of CPUs.
 class Solver {
  public:
-  explicit Solver(const std::string& artifact_dir);
+  explicit Solver(const std::string& artifact_dir, int threads = 0);
   ~Solver();
   Solver(Solver&&) noexcept;
   Solver& operator=(Solver&&) noexcept;
@@ -68,6 +73,7 @@ class Solver {
   // n_points == 0 is a no-op. Throws kd_edge::Error on a null pointer or a runtime failure.
   void predict(const float* in, std::size_t n_points, float* out);
 
+  int threads() const noexcept;
   std::size_t n_inputs() const noexcept;
   std::size_t n_outputs() const noexcept;
   const ArtifactInfo& info() const noexcept;

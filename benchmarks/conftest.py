@@ -1,0 +1,76 @@
+"""Models, artifacts and peers for the latency benchmarks (one compile per session)."""
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TVM_NUM_THREADS", "2")  # the pool size, fixed for the process
+
+import numpy as np  # noqa: E402
+import onnxruntime  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import kd_edge  # noqa: E402
+from kd_edge.networks import MLP  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+THREADS = (1, 2)
+
+
+def shipped_problems():
+    return sorted(p.parent.name for p in (ROOT / "models").glob("*/student.pt"))
+
+
+CASES = ["reference_mlp"] + shipped_problems()
+
+
+class Case:
+    """One model family: the student (and its teacher, if shipped), its artifact and ONNX sessions."""
+
+    def __init__(self, name, tmp):
+        if name == "reference_mlp":
+            torch.manual_seed(0)
+            self.student, self.teacher = MLP(2, 1, 20, 4).eval(), None
+            self.grid_points = 25_600
+            self.sample = lambda n, rng: rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
+        else:
+            self.student = kd_edge.load_model(ROOT / "models" / name / "student.pt")
+            self.teacher = kd_edge.load_model(ROOT / "models" / name / "teacher.pt")
+            problem = self.student.problem
+            self.grid_points = len(problem.grid())
+            self.sample = lambda n, rng: problem.sample(n, rng).astype(np.float32)
+        width = self.student.arch["n_inputs"]
+        self.artifact = kd_edge.compile(self.student, torch.zeros(4, width), tmp / name)
+        self.solvers = {1: kd_edge.Solver(str(self.artifact), threads=1), 2: kd_edge.Solver(str(self.artifact))}
+        buffer = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
+            torch.onnx.export(self.student, (torch.zeros(4, width),), buffer, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+        self.onnx = {}
+        for t in THREADS:
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = t
+            options.inter_op_num_threads = 1
+            self.onnx[t] = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def points(self, n):
+        return self.sample(n, np.random.default_rng(0))
+
+
+ARTIFACTS = ROOT / "build" / "bench" / "artifacts"  # kept for benchmarks/report.py's kd-edge-run rows
+
+
+@pytest.fixture(scope="session")
+def cases():
+    made = {}
+
+    def get(name):
+        if name not in made:
+            made[name] = Case(name, ARTIFACTS)
+        return made[name]
+
+    return get
+
