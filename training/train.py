@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from kd_edge.training.pipeline import STAGES, run
+from kd_edge.training.pipeline import STAGES, load_config, run, write_metrics
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 
@@ -27,6 +27,7 @@ def main():
     parser.add_argument("--stage", action="append", choices=STAGES, help="train only this stage (repeatable)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--models", default="models", help="where model files go")
+    parser.add_argument("--metrics-only", action="store_true", help="only rewrite metrics.json from the model files")
     args = parser.parse_args()
     if args.all == bool(args.problems):
         parser.error("name problems or pass --all")
@@ -37,7 +38,11 @@ def main():
         if not config.exists():
             known = ", ".join(sorted(p.stem for p in CONFIGS.glob("*.toml")))
             parser.error(f"no config {config}; configs exist for: {known}")
-        metrics = run(config, models_dir=args.models, stages=tuple(args.stage or STAGES))
+        if args.metrics_only:
+            problem = load_config(config)["problem"]
+            metrics = write_metrics(problem, Path(args.models) / problem.name)
+        else:
+            metrics = run(config, models_dir=args.models, stages=tuple(args.stage or STAGES))
         print(json.dumps({name: metrics}, indent=2))
 
 

@@ -65,6 +65,7 @@ def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGE
                 model = train_student_scratch(problem, config, checkpoint, progress)
         metrics = dict(evaluate(problem, model), train_seconds=round(time.time() - start, 1))
         save_model(files[stage], model, stage, problem, to_dict(config), metrics, model.history)
+        write_metrics(problem, out)  # after every stage, so a partial run's files agree
     return write_metrics(problem, out)
 
 

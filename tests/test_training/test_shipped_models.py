@@ -1,0 +1,36 @@
+"""The trained models in models/ load, and measure what their metrics.json says (evaluation only)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import kd_edge
+from kd_edge.training import evaluate
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+FILES = sorted(MODELS.glob("*/*.pt"))
+
+
+def test_models_are_shipped():
+    assert FILES, "models/ holds no trained model"
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_shipped_model_measures_what_its_metrics_say(path):
+    model = kd_edge.load_model(path, problem=path.parent.name, kind=path.stem)
+    stated = json.loads((path.parent / "metrics.json").read_text())[path.stem]
+    measured = evaluate(model.problem, model)
+    for key in ("rel_l2", "rmse"):
+        assert measured[key] == pytest.approx(stated[key], rel=1e-6), key
+    assert stated["multiply_adds"] == model.multiply_adds()
+    assert model.info["config"]["seed"] == model.info["seed"] == 0
+
+
+@pytest.mark.parametrize("problem", sorted({p.parent.name for p in FILES if p.stem == "student"}))
+def test_students_are_at_least_ten_times_cheaper(problem):
+    teacher = kd_edge.load_model(MODELS / problem / "teacher.pt")
+    student = kd_edge.load_model(MODELS / problem / "student.pt")
+    assert teacher.multiply_adds() >= 10 * student.multiply_adds()
+    metrics = json.loads((MODELS / problem / "metrics.json").read_text())
+    assert metrics["cost_ratio"] == pytest.approx(teacher.multiply_adds() / student.multiply_adds())
