@@ -18,7 +18,9 @@ _CPUINFO_FLAG = {
     "avxvnni": "avx_vnni", "amx-tile": "amx_tile", "amx-int8": "amx_int8", "amx-bf16": "amx_bf16",
 }
 
-TARGETS = ("host",)
+# Named targets: "host" is this machine's CPU; "x86-64-v3" is portable to any x86-64 CPU
+# with AVX2, FMA and BMI2 (Haswell, 2013, and later; Zen 1 and later).
+TARGETS = {"host": None, "x86-64-v3": "x86-64-v3"}
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,13 @@ class TargetSpec:
 
 
 def resolve_target(target: str = "host") -> TargetSpec:
-    """Turn a target name into a TargetSpec. "host" is the CPU this process runs on."""
+    """Turn a target name into a TargetSpec: "host" (this CPU) or "x86-64-v3" (portable AVX2)."""
     import tvm
     from tvm.target import codegen
 
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; valid targets: {', '.join(TARGETS)}")
-    cpu = codegen.llvm_get_system_cpu()
+    cpu = TARGETS[target] or codegen.llvm_get_system_cpu()
     tvm_target = {"kind": "llvm", "mcpu": cpu}
     llvm_features = codegen.llvm_get_cpu_features(tvm.target.Target(tvm_target))
     features = tuple(sorted(_CPUINFO_FLAG[f] for f in llvm_features if f in _CPUINFO_FLAG))

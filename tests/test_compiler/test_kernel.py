@@ -148,3 +148,32 @@ def test_bad_onnx_input_is_named(tmp_path):
         kd_edge.compile(MLP(2, 1), torch.zeros(2, 2), tmp_path / "b", backend="gpu")
     with pytest.raises(ValueError, match="needs example_input"):
         kd_edge.compile(MLP(2, 1), out_dir=tmp_path / "c")
+
+
+def test_portable_avx2_target(tmp_path, compiled):
+    model, _ = compiled(2, 1, 20, 4, "tanh")
+    artifact = kd_edge.compile(model, torch.zeros(3, 2), tmp_path, target="x86-64-v3")
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert manifest["target"]["cpu"] == "x86-64-v3" and manifest["runtime"]["simd_lanes"] == 8
+    assert {"avx2", "fma", "bmi2"} <= set(manifest["target"]["features"])
+    assert not any(f.startswith("avx512") for f in manifest["target"]["features"])
+    x = np.random.default_rng(0).uniform(-1, 1, size=(1001, 2)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(kd_edge.Solver(str(artifact)).predict(x), model(torch.from_numpy(x)).numpy(),
+                                   rtol=0, atol=1e-5)
+
+
+def test_avx512_library_is_refused_on_a_cpu_without_it(tmp_path, compiled):
+    # this host has AVX-512; a host without it is simulated by a feature no CPU has
+    _, artifact = compiled(2, 1, 20, 4, "tanh")
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    if "avx512f" not in manifest["target"]["features"]:
+        pytest.skip("host target has no AVX-512")
+    copy = tmp_path / "artifact"
+    copy.mkdir()
+    for f in artifact.iterdir():
+        (copy / f.name).write_bytes(f.read_bytes())
+    manifest["target"]["features"] = [f if f != "avx512f" else "avx512f_missing_here" for f in manifest["target"]["features"]]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(kd_edge.ArtifactError, match="needs features this host lacks: avx512f_missing_here"):
+        kd_edge.Solver(str(copy))

@@ -78,7 +78,7 @@ class ReturnsVector(torch.nn.Module):
     (ReturnsVector(), torch.zeros(4, 2), {}, ValueError, r"one tensor of shape \(n_points, n_outputs\)"),
     (lambda x: x, torch.zeros(4, 2), {}, TypeError, "expects a torch.nn.Module"),
     (MLP(2, 1), torch.zeros(4, 2), {"input_names": ["x"]}, ValueError, "input has 1 names"),
-    (MLP(2, 1), torch.zeros(4, 2), {"target": "gpu"}, ValueError, "unknown target 'gpu'; valid targets: host"),
+    (MLP(2, 1), torch.zeros(4, 2), {"target": "gpu"}, ValueError, "unknown target .gpu.; valid targets: host, x86-64-v3"),
 ], ids=["1d-example", "float64-example", "float64-weights", "vector-output", "not-a-module", "names",
         "target"])
 def test_compile_refuses_bad_input(tmp_path, module, example, kwargs, error, message):
