@@ -14,8 +14,10 @@ def _schedule(start: float, end: float, progress: float) -> float:
 
 
 class DistillationTerm:
-    """lambda(progress) x KL(teacher || student) on fresh points every call, plus optionally the
-    same Gaussian mismatch on first derivatives with respect to the normalised inputs."""
+    """lambda(progress) x KL(teacher || student), plus optionally the same Gaussian mismatch on
+    first derivatives with respect to the normalised inputs, on points that resample() redraws.
+    The trainer redraws them every Adam step; L-BFGS keeps them fixed between its restarts, since
+    its line search needs one objective."""
 
     def __init__(self, problem, teacher, student, config: DistillConfig):
         self.problem, self.teacher, self.student, self.config = problem, teacher, student, config
@@ -28,12 +30,22 @@ class DistillationTerm:
             self.scale = teacher(probe).std(dim=0).clamp(min=1e-6)
         lower, upper = problem.bounds
         self.half_range = torch.tensor((upper - lower) / 2, dtype=torch.float32)
+        self.resample()
+
+    def resample(self):
+        self.points = torch.from_numpy(self.problem.sample(self.config.n_distill, self.rng, "uniform")).float()
+
+    def state(self) -> dict:  # for resumable checkpoints
+        return {"rng": self.rng.bit_generator.state, "points": self.points}
+
+    def load_state(self, state: dict):
+        self.rng.bit_generator.state, self.points = state["rng"], state["points"]
 
     def __call__(self, progress: float):
         c = self.config
         weight = _schedule(c.distill_weight, c.distill_weight_final, progress)
         std = _schedule(c.temperature, c.temperature_final, progress) * self.scale
-        points = torch.from_numpy(self.problem.sample(c.n_distill, self.rng, "uniform")).float()
+        points = self.points.clone()
         if not c.match_derivatives:
             with torch.no_grad():
                 target = self.teacher(points)

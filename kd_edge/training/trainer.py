@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from kd_edge.training.config import to_dict
 from kd_edge.training.losses import condition_losses, pde_loss
 
+MAX_LBFGS_FAILURES = 3  # diverged L-BFGS chunks in a row before training stops where it is
 LBFGS_CHUNK = 25  # L-BFGS iterations between logs and checkpoints; up to 5x as many loss
 # evaluations are allowed per chunk, since a strong-Wolfe line search takes several
 
@@ -24,7 +25,8 @@ def _grad_norm(loss, params) -> float:
 class Trainer:
     """Trains `model` on problem's physics loss plus an optional extra term.
 
-    extra_loss(progress in [0, 1]) -> (tensor, {name: float}) adds e.g. the distillation term.
+    extra_loss(progress in [0, 1]) -> (tensor, {name: float}) adds e.g. the distillation term;
+    if it has resample(), that is called with every fresh batch (each Adam step, each L-BFGS restart).
     evaluate(model) -> {name: float} is logged with the history (monitoring only).
     checkpoint: a file to resume from and save to; None trains without checkpoints.
     """
@@ -57,6 +59,11 @@ class Trainer:
         self.collocation = torch.from_numpy(fresh).float()
         self.condition_points = [torch.from_numpy(cond.sample(c.n_condition, self.rng, c.sampler)).float()
                                  for cond in self.problem.conditions()]
+        self.resample_extra()
+
+    def resample_extra(self):
+        if hasattr(self.extra_loss, "resample"):
+            self.extra_loss.resample()
 
     # --- loss --------------------------------------------------------------------
     def terms(self):
@@ -101,6 +108,7 @@ class Trainer:
                 self.update_weights()
             for group in self.adam.param_groups:
                 group["lr"] = c.adam_lr * decay**self.step
+            self.resample_extra()
             self.adam.zero_grad()
             total, parts = self.loss()
             total.backward()
@@ -130,6 +138,7 @@ class Trainer:
             return total
 
         state = lambda key: self.lbfgs.state[self.lbfgs._params[0]].get(key, 0)  # noqa: E731
+        failures = 0
         while self.step < self.total_steps:
             good = [p.detach().clone() for p in self.params]
             chunk = min(LBFGS_CHUNK, self.total_steps - self.step)
@@ -137,12 +146,21 @@ class Trainer:
             iterations, evaluations = state("n_iter"), state("func_evals")
             self.lbfgs.step(closure)
             done, used = state("n_iter") - iterations, state("func_evals") - evaluations
+            self.step += max(done, 1)
             if not math.isfinite(last.get("total", math.nan)) or any(not torch.isfinite(p).all() for p in self.params):
-                with torch.no_grad():  # a diverged line search: keep the last finite weights and stop
+                # a diverged line search: back to the last finite weights, fresh points, new history
+                with torch.no_grad():
                     for p, g in zip(self.params, good):
                         p.copy_(g)
-                break
-            self.step += max(done, 1)
+                last.clear()
+                bar.update(max(done, 1))
+                failures += 1
+                if failures > MAX_LBFGS_FAILURES:
+                    break
+                self.resample()
+                self.lbfgs = self.make_lbfgs()
+                continue
+            failures = 0
             total = last.pop("total")
             self.after_step(bar, total, dict(last), "lbfgs", advance=max(done, 1))
             if done < chunk and used < 5 * chunk:
@@ -150,8 +168,9 @@ class Trainer:
                 # collocation points with an empty history while the budget lasts.
                 self.resample()
                 self.lbfgs = self.make_lbfgs()
-        if "total" in last or (self.history and self.history[-1]["step"] != self.step):
-            self.record(bar, last.pop("total", self.history[-1]["loss"]), dict(last), "lbfgs", evaluate=True)
+        if self.history and self.history[-1]["step"] != self.step:  # record where L-BFGS stopped
+            total, parts = self.loss()
+            self.record(bar, total.item(), parts, "lbfgs", evaluate=True)
         self.step = max(self.step, self.total_steps)
 
     def after_step(self, bar, total, parts, stage, advance=1):
@@ -177,6 +196,7 @@ class Trainer:
             "adam": self.adam.state_dict(), "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None,
             "weights": self.weights, "rng": self.rng.bit_generator.state, "history": self.history,
             "collocation": self.collocation, "condition_points": self.condition_points,
+            "extra": self.extra_loss.state() if hasattr(self.extra_loss, "state") else None,
         }
 
     def save(self):
@@ -201,3 +221,5 @@ class Trainer:
         self.step, self.weights, self.history = state["step"], state["weights"], state["history"]
         self.rng.bit_generator.state = state["rng"]
         self.collocation, self.condition_points = state["collocation"], state["condition_points"]
+        if state["extra"] is not None:
+            self.extra_loss.load_state(state["extra"])

@@ -107,6 +107,36 @@ def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, monk
         assert torch.equal(pa, pb)
 
 
+def test_distillation_resumes_exactly(burgers, teacher, tmp_path, monkeypatch):
+    config = DistillConfig(network=NetworkConfig(width=8, depth=2), n_distill=128, **dict(TINY, checkpoint_every=10))
+    uninterrupted = distill(burgers, teacher, config, progress=False)
+    checkpoint = tmp_path / "student.ckpt"
+    original = Trainer.after_step
+
+    def crash(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.step >= 30:
+            raise Interrupted
+
+    monkeypatch.setattr(Trainer, "after_step", crash)
+    with pytest.raises(Interrupted):
+        distill(burgers, teacher, config, checkpoint=checkpoint, progress=False)
+    monkeypatch.setattr(Trainer, "after_step", original)
+    resumed = distill(burgers, teacher, config, checkpoint=checkpoint, progress=False)
+    for pa, pb in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(pa, pb)
+
+
+def test_lbfgs_sees_one_objective_between_resamples(burgers, teacher):
+    # L-BFGS's line search needs a deterministic loss: the distillation points must not move
+    config = DistillConfig(network=NetworkConfig(width=8, depth=2), n_distill=64)
+    term = DistillationTerm(burgers, teacher, build_network(burgers, config.network), config)
+    assert term(0.3)[0].item() == term(0.3)[0].item()
+    before = term.points.clone()
+    term.resample()
+    assert not torch.equal(before, term.points)
+
+
 def test_resume_refuses_a_checkpoint_of_another_config(burgers, tmp_path):
     checkpoint = tmp_path / "teacher.ckpt"
     config = TrainConfig(network=NetworkConfig(width=8, depth=2), **TINY)
