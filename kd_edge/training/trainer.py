@@ -221,5 +221,5 @@ class Trainer:
         self.step, self.weights, self.history = state["step"], state["weights"], state["history"]
         self.rng.bit_generator.state = state["rng"]
         self.collocation, self.condition_points = state["collocation"], state["condition_points"]
-        if state["extra"] is not None:
+        if state.get("extra") is not None:  # checkpoints from before distillation state was saved lack it
             self.extra_loss.load_state(state["extra"])
