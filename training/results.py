@@ -1,11 +1,16 @@
 """The KD-PINN results table (markdown) from models/*/metrics.json.
 
-    .venv/bin/python training/results.py            # prints the table the README shows
+    .venv/bin/python training/results.py                   # prints the table
+    .venv/bin/python training/results.py --update-readme   # and writes it into README.md
 """
+
+import sys
 
 import json
 from pathlib import Path
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- results:begin (training/results.py --update-readme) -->", "<!-- results:end -->"
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # relative L2 targets (teacher, distilled student) from the distillation issue
 TARGETS = {"burgers": (1e-3, 1.5e-3), "allen_cahn": (1e-2, 1.5e-2)}
@@ -37,5 +42,14 @@ def table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def update_readme(text: str):
+    readme = README.read_text()
+    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
+    README.write_text(readme[:start] + "\n" + text + readme[end:])
+
+
 if __name__ == "__main__":
-    print(table(), end="")
+    text = table()
+    print(text, end="")
+    if "--update-readme" in sys.argv[1:]:
+        update_readme(text)

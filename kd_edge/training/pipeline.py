@@ -85,6 +85,8 @@ def write_metrics(problem, out: Path) -> dict:
         table["cost_ratio"] = t["multiply_adds"] / s["multiply_adds"]
     if "student" in table and "scratch" in table:
         table["distilled_beats_scratch"] = table["student"]["rel_l2"] <= table["scratch"]["rel_l2"]
+    if not table:  # nothing trained yet: no file
+        return table
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps({"problem": problem.name, **table}, indent=2) + "\n")
     return table

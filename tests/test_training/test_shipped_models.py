@@ -34,3 +34,14 @@ def test_students_are_at_least_ten_times_cheaper(problem):
     assert teacher.multiply_adds() >= 10 * student.multiply_adds()
     metrics = json.loads((MODELS / problem / "metrics.json").read_text())
     assert metrics["cost_ratio"] == pytest.approx(teacher.multiply_adds() / student.multiply_adds())
+
+
+def test_readme_shows_the_current_results_table():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("results", MODELS.parent / "training" / "results.py")
+    results = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(results)
+    readme = (MODELS.parent / "README.md").read_text()
+    shown = readme[readme.index(results.BEGIN) + len(results.BEGIN):readme.index(results.END)].strip()
+    assert shown == results.table().strip(), "run: .venv/bin/python training/results.py --update-readme"
