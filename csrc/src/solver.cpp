@@ -6,6 +6,7 @@
 #include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -147,6 +148,13 @@ const ArtifactInfo& Solver::info() const noexcept { return impl_->info; }
 void Solver::predict(const float* in, std::size_t n_points, float* out) {
   if (n_points == 0) return;
   if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
+  // A NaN or Inf input gives NaN outputs that look like answers: refuse it, naming where it is.
+  const std::size_t width = n_inputs();
+  for (std::size_t i = 0; i < n_points * width; ++i) {
+    if (!std::isfinite(in[i]))
+      throw Error(ErrorKind::kInvalidInput, "input point " + std::to_string(i / width) + " has a non-finite value in column " +
+                                                std::to_string(i % width) + " (" + impl_->info.input_names[i % width] + ")");
+  }
   if (impl_->info.runtime == RuntimeKind::kFused) {
     impl_->predict_fused(in, n_points, out);
   } else {

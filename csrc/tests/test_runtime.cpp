@@ -114,6 +114,10 @@ static void test_c_api(const fs::path& golden) {
   CHECK(std::fabs(y[6] - expected[6]) <= 1e-5, "C API result");
   CHECK(kd_edge_predict(solver, nullptr, 7, y.data()) == KD_EDGE_ERR_INVALID_INPUT, "null input refused");
   CHECK(contains(kd_edge_last_error(solver), "null"), kd_edge_last_error(solver));
+  std::vector<float> bad = x;
+  bad[2 * 4 + 1] = NAN;  // point 4, column 1
+  CHECK(kd_edge_predict(solver, bad.data(), 7, y.data()) == KD_EDGE_ERR_INVALID_INPUT, "NaN input refused");
+  CHECK(contains(kd_edge_last_error(solver), "input point 4 has a non-finite value in column 1"), kd_edge_last_error(solver));
   CHECK(kd_edge_predict(solver, x.data(), 0, nullptr) == KD_EDGE_OK, "zero points is a no-op");
   CHECK(std::string(kd_edge_last_error(solver)).empty(), "a successful call clears the error");
   CHECK(kd_edge_predict(nullptr, x.data(), 7, y.data()) == KD_EDGE_ERR_INVALID_INPUT, "null solver refused");

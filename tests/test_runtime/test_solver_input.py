@@ -59,6 +59,16 @@ def test_bad_input_is_refused_with_a_clear_error(reference, x, error, message):
         solver.predict(x)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("n", [1, 20, 25_600])
+def test_non_finite_input_is_refused_naming_the_point(reference, bad, n):
+    _, solver = reference
+    x = np.zeros((n, 2), np.float32)
+    x[n - 1, 1] = bad
+    with pytest.raises(ValueError, match=rf"input point {n - 1} has a non-finite value in column 1 \(x1\)"):
+        solver.predict(x)
+
+
 def test_predict_releases_the_gil(reference):
     _, solver = reference
     # Size the call to last >= 50 ms, then count how often this thread runs while another

@@ -70,7 +70,8 @@ class Solver {
   Solver& operator=(const Solver&) = delete;
 
   // in: n_points x n_inputs, out: n_points x n_outputs (both row-major float32).
-  // n_points == 0 is a no-op. Throws kd_edge::Error on a null pointer or a runtime failure.
+  // n_points == 0 is a no-op. Throws kd_edge::Error (kInvalidInput) on a null pointer or a NaN/Inf
+  // input, naming the first bad point, and (kRuntime) if the compiled code fails.
   void predict(const float* in, std::size_t n_points, float* out);
 
   int threads() const noexcept;
