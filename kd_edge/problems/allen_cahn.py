@@ -1,13 +1,11 @@
 """Allen-Cahn: u_t = d u_xx + k (u - u^3) on x in [-1, 1) periodic, t in [0, 1], u(0, x) = x^2 cos(pi x)."""
 
-import hashlib
 import math
-import os
 
 import numpy as np
 import torch
 
-from kd_edge.problems.base import Condition, Problem, cache_dir
+from kd_edge.problems.base import Condition, Problem, cached_arrays
 
 
 def solve_allen_cahn(d: float, k: float, n_x: int = 512, dt: float = 1e-4, t_end: float = 1.0,
@@ -91,16 +89,13 @@ class AllenCahnProblem(Problem):
         """(times, rfft spectra) of the ETDRK4 solution every 1e-3, cached in memory and on disk."""
         if self._snapshots is None:
             key = repr((self.reference_version, self.coefficients, self.n_x, self.dt, self.save_every))
-            path = cache_dir() / f"allen_cahn-etdrk4-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-            if path.exists():
-                with np.load(path) as cached:
-                    self._snapshots = cached["times"], cached["spectra"]
-            else:
-                self._snapshots = solve_allen_cahn(self.d, self.k, self.n_x, self.dt, save_every=self.save_every)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp.npz")
-                np.savez(tmp, times=self._snapshots[0], spectra=self._snapshots[1])
-                os.replace(tmp, path)
+
+            def solve():
+                times, spectra = solve_allen_cahn(self.d, self.k, self.n_x, self.dt, save_every=self.save_every)
+                return {"times": times, "spectra": spectra}
+
+            arrays = cached_arrays("allen_cahn-etdrk4", key, solve)
+            self._snapshots = arrays["times"], arrays["spectra"]
         return self._snapshots
 
     def reference(self, points):

@@ -141,17 +141,13 @@ class Problem:
     def reference_grid(self) -> tuple[np.ndarray, np.ndarray]:
         """(points, values) on the standard grid, cached on disk (KD_EDGE_CACHE, default ~/.cache/kd_edge)."""
         key = json.dumps([self.name, self.reference_version, self.coefficients], sort_keys=True, default=float)
-        path = cache_dir() / f"{self.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-        if path.exists():
-            with np.load(path) as cached:
-                return cached["points"], cached["values"]
-        points = self.grid()
-        values = self.reference(points)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, points=points, values=values)
-        os.replace(tmp, path)
-        return points, values
+
+        def compute():
+            points = self.grid()
+            return {"points": points, "values": self.reference(points)}
+
+        arrays = cached_arrays(self.name, key, compute)
+        return arrays["points"], arrays["values"]
 
     def __repr__(self):
         coefficients = ", ".join(f"{k}={v:g}" for k, v in self.coefficients.items())
@@ -160,3 +156,17 @@ class Problem:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("KD_EDGE_CACHE", Path.home() / ".cache" / "kd_edge"))
+
+
+def cached_arrays(prefix: str, key: str, compute) -> dict:
+    """compute() -> {name: array}, kept in cache_dir() under a hash of `key`; written atomically."""
+    path = cache_dir() / f"{prefix}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if path.exists():
+        with np.load(path) as cached:
+            return dict(cached)
+    arrays = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return arrays
