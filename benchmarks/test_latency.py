@@ -38,5 +38,8 @@ def test_latency(benchmark, cases, name, backend, size, threads):
         y = benchmark(case.onnx[threads].run, None, {"x": x})[0]
     else:
         y = benchmark(case.solvers[threads].predict, x)
-    with torch.no_grad():  # a fast wrong answer is no result
-        np.testing.assert_allclose(y, case.student(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-5)
+    # A fast wrong answer is no result. The bound is 1e-4, not the 1e-5 that tests/ asserts on
+    # MLPs: float32 summation order alone moves the Kovasznay student by 3e-5 in both kd-edge and
+    # ONNX Runtime (README, Performance).
+    with torch.no_grad():
+        np.testing.assert_allclose(y, case.student(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-4)
