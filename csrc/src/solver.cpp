@@ -1,4 +1,4 @@
-// Solver: validated load of an artifact and calls into its Relax VM entry point.
+// Solver: validated load of an artifact, then calls into its fused kernel or its Relax VM.
 #include "kd_edge/solver.hpp"
 
 #include <tvm/ffi/container/array.h>
@@ -91,6 +91,16 @@ ffi::Module start_vm(const ffi::Module& library, const std::string& name) {
   }
 }
 
+// TVM sizes its pool once, from TVM_NUM_THREADS, and otherwise picks 1 on some machines.
+void default_pool_size() {
+  static const bool done = [] {
+    const unsigned cpus = std::thread::hardware_concurrency();
+    if (cpus > 0) setenv("TVM_NUM_THREADS", std::to_string(cpus).c_str(), /*overwrite=*/0);
+    return true;
+  }();
+  (void)done;
+}
+
 }  // namespace
 
 struct Solver::Impl {
@@ -117,18 +127,6 @@ struct Solver::Impl {
   void predict_fused(const float* in, std::size_t n_points, float* out);
   void predict_vm(const float* in, std::size_t n_points, float* out);
 };
-
-namespace {
-// TVM sizes its pool once, from TVM_NUM_THREADS, and otherwise picks 1 on some machines.
-void default_pool_size() {
-  static const bool done = [] {
-    const unsigned cpus = std::thread::hardware_concurrency();
-    if (cpus > 0) setenv("TVM_NUM_THREADS", std::to_string(cpus).c_str(), /*overwrite=*/0);
-    return true;
-  }();
-  (void)done;
-}
-}  // namespace
 
 Solver::Solver(const std::string& artifact_dir, int threads) {
   if (threads < 0) throw Error(ErrorKind::kInvalidInput, "threads must be 0 (pool) or more, got " + std::to_string(threads));

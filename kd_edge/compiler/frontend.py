@@ -54,12 +54,14 @@ def onnx_to_relax(model):
     from tvm import tirx
     from tvm.relax.frontend.onnx import from_onnx
 
-    if isinstance(model, bytes):
-        model = onnx.load_from_string(model)
-    elif isinstance(model, str) or hasattr(model, "__fspath__"):
-        if not Path(model).is_file():
-            raise FileNotFoundError(f"no ONNX model at {model}")
-        model = onnx.load(str(model))
+    path = str(model) if isinstance(model, str) or hasattr(model, "__fspath__") else None
+    if path is not None and not Path(path).is_file():
+        raise FileNotFoundError(f"no ONNX model at {path}")
+    if path is not None or isinstance(model, bytes):
+        try:
+            model = onnx.load(path) if path is not None else onnx.load_from_string(model)
+        except Exception as e:  # protobuf's DecodeError names neither the file nor the format
+            raise ValueError(f"{path or 'the given bytes'} is not an ONNX model ({type(e).__name__}: {e})") from None
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]

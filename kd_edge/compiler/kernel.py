@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 ENTRY = "kd_edge_chain"
-ACCUMULATORS = 2
+ACCUMULATORS = 2  # partial sums per unit: shorter FMA chains (4 added more instructions than it hid latency)
 PARALLEL_ENTRY = "kd_edge_chain_parallel"
 
 # tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 7.9053, +-1 beyond (Eigen's float rational approximation).
@@ -73,16 +73,15 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
             # align=4, offset_factor=1: callers' arrays need no particular alignment
             X = T.match_buffer(x, (n, d_in), "float32", align=4, offset_factor=1)
             Y = T.match_buffer(y, (n, d_out), "float32", align=4, offset_factor=1)
-            h, scratch = [], None
 
             def allocate(width):
-                """Per-tile registers: allocated inside each loop, so parallel tiles share nothing."""
-                nonlocal scratch
-                h[:] = [T.alloc_buffer((d_in, width), "float32", scope="local")]
-                h.extend(T.alloc_buffer((layer.weight.shape[0], width), "float32", scope="local") for layer in layers)
-                scratch = T.alloc_buffer((4, width), "float32", scope="local")
+                """Per-tile registers (a buffer per layer and a scratch buffer), allocated inside
+                each loop so that parallel tiles share nothing."""
+                h = [T.alloc_buffer((d_in, width), "float32", scope="local")]
+                h += [T.alloc_buffer((layer.weight.shape[0], width), "float32", scope="local") for layer in layers]
+                return h, T.alloc_buffer((4, width), "float32", scope="local")
 
-            def reciprocal(q, lane):
+            def reciprocal(q, lane, scratch):
                 """1/q for q > 0 without a divide (vdivps is ~10x slower than an FMA): an
                 exponent-flip estimate (12% error) and three Newton steps (to 1 ulp)."""
                 T.buffer_store(scratch, q, [1, lane])
@@ -94,7 +93,7 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                     r = r * (c(2.0) - q * r)
                 return r
 
-            def tanh(e, lane, vector):
+            def tanh(e, lane, vector, scratch):
                 T.buffer_store(scratch, tvm.te.max(tvm.te.min(e, c(_TANH_CLAMP)), c(-_TANH_CLAMP)), [0, lane])
                 v = scratch[0, lane]
                 T.buffer_store(scratch, v * v, [1, lane])
@@ -102,9 +101,9 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                 T.buffer_store(scratch, v * horner(_TANH_P, s), [3, lane])
                 if not vector:  # one point: a divide has less latency than the Newton chain
                     return scratch[3, lane] / horner(_TANH_Q, s)
-                return scratch[3, lane] * reciprocal(horner(_TANH_Q, s), lane)
+                return scratch[3, lane] * reciprocal(horner(_TANH_Q, s), lane, scratch)
 
-            def sin(e, lane):
+            def sin(e, lane, scratch):
                 T.buffer_store(scratch, e, [0, lane])
                 v = scratch[0, lane]
                 k = tvm.te.floor(v * c(1 / (2 * math.pi)) + c(0.5))
@@ -117,12 +116,12 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                 T.buffer_store(scratch, r * r, [1, lane])
                 return r * horner(_SIN_C, scratch[1, lane])
 
-            def point(index, lane, vector):
+            def point(index, lane, vector, buffers):
+                h, scratch = buffers
                 for k in range(d_in):
                     T.buffer_store(h[0], X[index, k], [k, lane])
                 for i, layer in enumerate(layers, 1):
                     for j in range(layer.weight.shape[0]):
-                        # two partial sums: shorter dependent FMA chains (4 added more instructions than it hid latency)
                         partial = [c(layer.bias[j])] + [None] * (ACCUMULATORS - 1)
                         for k in range(layer.weight.shape[1]):
                             term = c(layer.weight[j, k]) * h[i - 1][k, lane]
@@ -133,17 +132,19 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                             live = [live[m] + live[m + 1] if m + 1 < len(live) else live[m] for m in range(0, len(live), 2)]
                         e = live[0]
                         act = layer.activations[j]
-                        e = tanh(e, lane, vector) if act == "tanh" else sin(e, lane) if act == "sin" else e
+                        if act == "tanh":
+                            e = tanh(e, lane, vector, scratch)
+                        elif act == "sin":
+                            e = sin(e, lane, scratch)
                         T.buffer_store(h[i], e, [j, lane])
                 for k in range(d_out):
                     T.buffer_store(Y, h[-1][k, lane], [index, k])
 
             tiles = T.parallel(n // lanes) if parallel else T.serial(n // lanes)
             with tiles as t:
-                allocate(lanes)
+                buffers = allocate(lanes)
                 with T.vectorized(lanes) as lane:
-                    point(t * lanes + lane, lane, True)
+                    point(t * lanes + lane, lane, True, buffers)
             with T.serial(n % lanes) as r:  # the last n % lanes points, one at a time
-                allocate(1)
-                point(n // lanes * lanes + r, 0, False)
+                point(n // lanes * lanes + r, 0, False, allocate(1))
     return ib.get()

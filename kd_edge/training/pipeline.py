@@ -5,8 +5,6 @@ import time
 import tomllib
 from pathlib import Path
 
-import torch
-
 import kd_edge.problems as problems
 from kd_edge.training.config import DistillConfig, TrainConfig, from_dict, to_dict
 from kd_edge.training.distill import distill, train_student_scratch
@@ -40,7 +38,6 @@ def load_config(path) -> dict:
 def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True) -> dict:
     """Train the requested stages (each resumes from its checkpoint in runs_dir; a stage whose
     model file exists is skipped), then measure every model and write metrics.json."""
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     cfg = load_config(config_path)
     problem = cfg["problem"]
     out, runs = Path(models_dir) / problem.name, Path(runs_dir) / problem.name

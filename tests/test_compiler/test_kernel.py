@@ -144,6 +144,11 @@ def test_onnx_models_compile_like_torch_ones(tmp_path, backend):
 def test_bad_onnx_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ONNX model at"):
         kd_edge.compile(tmp_path / "missing.onnx", out_dir=tmp_path / "a")
+    (tmp_path / "student.pt").write_bytes(b"\x80\x02 not protobuf at all")
+    with pytest.raises(ValueError, match=r"student.pt is not an ONNX model"):
+        kd_edge.compile(tmp_path / "student.pt", out_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match="the given bytes is not an ONNX model"):
+        kd_edge.compile(b"\x80\x02 garbage", out_dir=tmp_path / "a")
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         kd_edge.compile(MLP(2, 1), torch.zeros(2, 2), tmp_path / "b", backend="gpu")
     with pytest.raises(ValueError, match="needs example_input"):
