@@ -7,7 +7,7 @@ BUILD  := build/py
 DEPS   := $(VENV)/.deps-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup build test test-cpp test-py demo bench clean
+.PHONY: setup build test test-cpp test-py test-asan test-tsan test-sanitize demo bench clean
 
 setup: $(DEPS)
 
@@ -28,7 +28,26 @@ test-cpp: build
 test-py: build
 	$(PY) -m pytest
 
-test: test-cpp test-py
+# The C++ tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and under
+# ThreadSanitizer (Debug builds of the runtime in build/asan and build/tsan; TVM's own
+# libraries are not instrumented).
+SANITIZED = cmake -S . -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKD_EDGE_BUILD_PYTHON=OFF \
+            -DPython_EXECUTABLE=$(CURDIR)/$(PY) -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja
+
+test-asan: build
+	$(SANITIZED) -B build/asan -DKD_EDGE_SANITIZE=address,undefined
+	cmake --build build/asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build/asan --output-on-failure
+
+test-tsan: build
+	$(SANITIZED) -B build/tsan -DKD_EDGE_SANITIZE=thread
+	cmake --build build/tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build/tsan --output-on-failure
+
+test-sanitize: test-asan test-tsan
+
+test: test-cpp test-py test-sanitize
 
 demo: build
 	$(PY) examples/demo.py

@@ -4,10 +4,10 @@
     y = kd_edge.Solver(artifact).predict(x)                           # C++ runtime, (N, d_out)
 """
 
-from kd_edge._runtime import ArtifactError, Solver
+from kd_edge._runtime import Artifact, ArtifactError, Solver
 
 __version__ = "0.1.0"
-__all__ = ["ArtifactError", "Solver", "compile", "load_model"]
+__all__ = ["Artifact", "ArtifactError", "Solver", "compile", "load_model"]
 
 
 def __getattr__(name):

@@ -1,3 +1,6 @@
+import os
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -6,14 +9,33 @@ MANIFEST_FORMAT: int
 class ArtifactError(ValueError):
     """The artifact is damaged, of another format, or built for a CPU this host is not."""
 
-class Solver:
-    """A compiled artifact loaded for prediction (one per thread)."""
+class Artifact:
+    """A loaded artifact library, shared by any number of Solvers and threads."""
 
-    def __init__(self, artifact_dir: str, threads: int = 0) -> None: ...
-    def predict(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        """(n_points, n_inputs) floats -> (n_points, n_outputs) float32."""
+    def __init__(self, artifact_dir: str) -> None: ...
+    @property
+    def info(self) -> dict[str, Any]:
+        """Manifest fields: format, runtime, inputs, outputs, lower, upper, out_of_domain, ..."""
+
+class Solver:
+    """A compiled artifact ready for prediction (one per thread)."""
+
+    def __init__(self, artifact: str | os.PathLike[str] | Artifact, threads: int = 0, max_batch: int = 0,
+                 out_of_domain: str | None = None, check_outputs: bool | None = None) -> None: ...
+    def predict(self, x: npt.ArrayLike, out: npt.NDArray[np.float32] | None = None) -> npt.NDArray[np.float32]:
+        """(n_points, n_inputs) floats -> (n_points, n_outputs) float32, written into out if given."""
+    @property
+    def out_of_domain(self) -> int: ...
+    @property
+    def first_out_of_domain(self) -> int | None: ...
     @property
     def threads(self) -> int: ...
+    @property
+    def max_batch(self) -> int: ...
+    @property
+    def domain_policy(self) -> str: ...
+    @property
+    def check_outputs(self) -> bool: ...
     @property
     def n_inputs(self) -> int: ...
     @property
@@ -24,5 +46,8 @@ class Solver:
     def output_names(self) -> list[str]: ...
     @property
     def target_cpu(self) -> str: ...
+    @property
+    def artifact(self) -> Artifact: ...
 
 def sha256_file(path: str) -> str: ...
+def parse_manifest(text: str) -> dict[str, Any]: ...

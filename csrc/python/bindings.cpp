@@ -1,8 +1,9 @@
-// kd_edge._runtime: Python bindings for kd_edge::Solver.
+// kd_edge._runtime: Python bindings for kd_edge::Artifact and kd_edge::Solver.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
 
 #include "kd_edge/solver.hpp"
@@ -12,6 +13,16 @@ namespace py = pybind11;
 namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using OutArray = py::array_t<float, py::array::c_style>;
+
+// Batches from this size release the GIL while they run.
+constexpr std::size_t kReleaseGilFrom = 256;
+
+// A Solver plus what its last call reported (Python reads it as attributes).
+struct PySolver {
+  kd_edge::Solver solver;
+  kd_edge::PredictReport report;
+};
 
 // Float arrays of any precision and layout become C-contiguous float32 (copied only if
 // needed); anything else is refused rather than silently reinterpreted.
@@ -29,20 +40,74 @@ FloatArray as_points(const py::handle& x, std::size_t n_inputs) {
   if (static_cast<std::size_t>(array.shape(1)) != n_inputs)
     throw py::value_error("input has " + std::to_string(array.shape(1)) + " columns, this artifact expects " +
                           std::to_string(n_inputs));
-  return FloatArray::ensure(array);
+  // The converting constructor raises what numpy raised (ensure() would hand back null).
+  return FloatArray(array);
 }
 
-py::array_t<float> predict(kd_edge::Solver& solver, const py::handle& x) {
-  FloatArray points = as_points(x, solver.n_inputs());
+// The caller's output array must already be what the runtime writes: no conversion, no copy.
+void check_out(const py::handle& out, std::size_t n, std::size_t n_outputs) {
+  const std::string want = "(" + std::to_string(n) + ", " + std::to_string(n_outputs) + ")";
+  if (!py::isinstance<OutArray>(out))
+    throw py::type_error("out must be a C-contiguous float32 numpy array of shape " + want);
+  auto array = py::reinterpret_borrow<py::array>(out);
+  if (array.ndim() != 2 || static_cast<std::size_t>(array.shape(0)) != n ||
+      static_cast<std::size_t>(array.shape(1)) != n_outputs)
+    throw py::value_error("out has the wrong shape; expected " + want);
+  if (!array.writeable()) throw py::value_error("out is read-only");
+}
+
+py::object predict(PySolver& s, const py::handle& x, const py::object& out) {
+  FloatArray points = as_points(x, s.solver.n_inputs());
   const std::size_t n = static_cast<std::size_t>(points.shape(0));
-  py::array_t<float> out({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(solver.n_outputs())});
-  const float* in = points.data();
-  float* dst = out.mutable_data();
-  {
-    py::gil_scoped_release release;
-    solver.predict(in, n, dst);
+  py::object result = out;
+  if (out.is_none()) {
+    result = py::array_t<float>({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(s.solver.n_outputs())});
+  } else {
+    check_out(out, n, s.solver.n_outputs());
   }
-  return out;
+  float* dst = static_cast<float*>(py::reinterpret_borrow<py::array>(result).mutable_data());
+  const float* in = points.data();
+  s.report = {};
+  if (n < kReleaseGilFrom) {  // a few microseconds: handing the GIL over would cost more
+    s.report = s.solver.predict(in, n, dst);
+  } else {
+    py::gil_scoped_release release;
+    s.report = s.solver.predict(in, n, dst);
+  }
+  return result;
+}
+
+kd_edge::SolverOptions solver_options(int threads, std::size_t max_batch, const py::object& out_of_domain,
+                                      const py::object& check_outputs) {
+  kd_edge::SolverOptions o;
+  o.threads = threads;
+  o.max_batch = max_batch;
+  if (!out_of_domain.is_none()) {
+    const std::string name = py::cast<std::string>(out_of_domain);
+    for (auto p : {kd_edge::DomainPolicy::kFlag, kd_edge::DomainPolicy::kClamp, kd_edge::DomainPolicy::kReject})
+      if (name == kd_edge::domain_policy_name(p)) o.domain_policy = p;
+    if (!o.domain_policy)
+      throw py::value_error("out_of_domain must be \"flag\", \"clamp\" or \"reject\", got \"" + name + "\"");
+  }
+  if (!check_outputs.is_none()) o.check_outputs = py::cast<bool>(check_outputs);
+  return o;
+}
+
+py::dict info_dict(const kd_edge::ArtifactInfo& info) {
+  py::dict d;
+  d["format"] = info.format;
+  d["runtime"] = info.runtime == kd_edge::RuntimeKind::kFused ? "fused" : "vm";
+  d["library"] = info.library;
+  d["inputs"] = info.input_names;
+  d["outputs"] = info.output_names;
+  d["lower"] = info.lower;
+  d["upper"] = info.upper;
+  d["out_of_domain"] = kd_edge::domain_policy_name(info.default_domain_policy);
+  d["check_outputs"] = info.default_check_outputs;
+  d["target_arch"] = info.target_arch;
+  d["target_cpu"] = info.target_cpu;
+  d["target_features"] = info.target_features;
+  return d;
 }
 
 }  // namespace
@@ -67,25 +132,71 @@ PYBIND11_MODULE(_runtime, m) {
 
   m.attr("MANIFEST_FORMAT") = kd_edge::kManifestFormat;
 
-  py::class_<kd_edge::Solver>(m, "Solver", "A compiled artifact loaded for prediction (one per thread).")
-      .def(py::init<const std::string&, int>(), py::arg("artifact_dir"), py::arg("threads") = 0,
-           "Open an artifact directory; validates manifest.json and the library's sha256 before loading it. "
-           "threads=1 keeps every call on the calling thread; 0 (default) uses TVM's thread pool "
-           "(TVM_NUM_THREADS, default all CPUs) for large batches.")
-      .def("predict", &predict, py::arg("x"),
+  using ArtifactPtr = std::shared_ptr<kd_edge::Artifact>;  // pybind11 holders are non-const
+  py::class_<kd_edge::Artifact, ArtifactPtr>(m, "Artifact",
+                                             "A loaded artifact library, shared by any number of Solvers and threads.")
+      .def(py::init([](const std::string& dir) {
+             py::gil_scoped_release release;
+             return std::const_pointer_cast<kd_edge::Artifact>(kd_edge::Artifact::load(dir));
+           }),
+           py::arg("artifact_dir"),
+           "Validate manifest.json and the library's sha256, then load the library (this runs its code: "
+           "load only artifacts you trust).")
+      .def_property_readonly("info", [](const kd_edge::Artifact& a) { return info_dict(a.info()); });
+
+  py::class_<PySolver>(m, "Solver", "A compiled artifact ready for prediction (one per thread).")
+      .def(py::init([](const py::object& artifact, int threads, std::size_t max_batch, const py::object& out_of_domain,
+                       const py::object& check_outputs) {
+             kd_edge::SolverOptions o = solver_options(threads, max_batch, out_of_domain, check_outputs);
+             if (py::isinstance<kd_edge::Artifact>(artifact)) {
+               ArtifactPtr shared = py::cast<ArtifactPtr>(artifact);
+               py::gil_scoped_release release;
+               return new PySolver{kd_edge::Solver(shared, o), {}};
+             }
+             if (!py::isinstance<py::str>(artifact) && !py::hasattr(artifact, "__fspath__"))
+               throw py::type_error("Solver expects an artifact directory (str or path) or a kd_edge.Artifact");
+             const std::string dir = py::cast<std::string>(py::module_::import("os").attr("fspath")(artifact));
+             py::gil_scoped_release release;
+             return new PySolver{kd_edge::Solver(dir, o), {}};
+           }),
+           py::arg("artifact"), py::arg("threads") = 0, py::arg("max_batch") = 0, py::arg("out_of_domain") = py::none(),
+           py::arg("check_outputs") = py::none(),
+           "Open an artifact directory (or share a loaded kd_edge.Artifact). threads=1 keeps every call on the "
+           "calling thread; 0 (default) uses TVM's pool (TVM_NUM_THREADS, default all CPUs) for large batches. "
+           "max_batch: scratch prepared up front. out_of_domain: \"flag\", \"clamp\" or \"reject\" (None: the "
+           "manifest's default). check_outputs: refuse non-finite outputs (None: the manifest's default).")
+      .def("predict", &predict, py::arg("x"), py::arg("out") = py::none(),
            "Evaluate the model on x of shape (n_points, n_inputs). Floating input of any precision or "
            "memory layout is converted to C-contiguous float32 (a copy only when needed); other dtypes "
-           "raise TypeError. Returns a new (n_points, n_outputs) float32 array. Releases the GIL.")
-      .def_property_readonly("threads", &kd_edge::Solver::threads)
-      .def_property_readonly("n_inputs", &kd_edge::Solver::n_inputs)
-      .def_property_readonly("n_outputs", &kd_edge::Solver::n_outputs)
-      .def_property_readonly("input_names", [](const kd_edge::Solver& s) { return s.info().input_names; })
-      .def_property_readonly("output_names", [](const kd_edge::Solver& s) { return s.info().output_names; })
-      .def_property_readonly("target_cpu", [](const kd_edge::Solver& s) { return s.info().target_cpu; })
-      .def("__repr__", [](const kd_edge::Solver& s) {
-        return "<kd_edge.Solver " + std::to_string(s.n_inputs()) + " -> " + std::to_string(s.n_outputs()) +
-               " for " + s.info().target_cpu + ">";
+           "raise TypeError. Writes into out (C-contiguous float32, (n_points, n_outputs)) if given, else "
+           "into a new array, and returns it. Batches of 256 points or more release the GIL.")
+      .def_property_readonly("out_of_domain", [](const PySolver& s) { return s.report.out_of_domain; },
+                             "Points of the last predict outside the training domain (flagged or clamped).")
+      .def_property_readonly("first_out_of_domain",
+                             [](const PySolver& s) -> py::object {
+                               if (s.report.out_of_domain == 0) return py::none();
+                               return py::int_(s.report.first_out_of_domain);
+                             },
+                             "Index of the first such point, or None.")
+      .def_property_readonly("threads", [](const PySolver& s) { return s.solver.threads(); })
+      .def_property_readonly("max_batch", [](const PySolver& s) { return s.solver.max_batch(); })
+      .def_property_readonly("domain_policy",
+                             [](const PySolver& s) { return kd_edge::domain_policy_name(s.solver.domain_policy()); })
+      .def_property_readonly("check_outputs", [](const PySolver& s) { return s.solver.check_outputs(); })
+      .def_property_readonly("n_inputs", [](const PySolver& s) { return s.solver.n_inputs(); })
+      .def_property_readonly("n_outputs", [](const PySolver& s) { return s.solver.n_outputs(); })
+      .def_property_readonly("input_names", [](const PySolver& s) { return s.solver.info().input_names; })
+      .def_property_readonly("output_names", [](const PySolver& s) { return s.solver.info().output_names; })
+      .def_property_readonly("target_cpu", [](const PySolver& s) { return s.solver.info().target_cpu; })
+      .def_property_readonly("artifact", [](const PySolver& s) {
+        return std::const_pointer_cast<kd_edge::Artifact>(s.solver.artifact());
+      })
+      .def("__repr__", [](const PySolver& s) {
+        return "<kd_edge.Solver " + std::to_string(s.solver.n_inputs()) + " -> " + std::to_string(s.solver.n_outputs()) +
+               " for " + s.solver.info().target_cpu + ">";
       });
 
   m.def("sha256_file", &kd_edge::sha256_file, py::arg("path"), "Lower-case hex SHA-256 of a file (the runtime's own).");
+  m.def("parse_manifest", [](const std::string& text) { return info_dict(kd_edge::parse_manifest(text, "manifest")); },
+        py::arg("text"), "Parse and validate manifest text as the runtime does (no host checks); returns its fields.");
 }

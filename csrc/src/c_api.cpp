@@ -1,6 +1,7 @@
 // C API over kd_edge::Solver: exceptions stop here and become status codes.
 #include "kd_edge/c_api.h"
 
+#include <memory>
 #include <new>
 #include <string>
 
@@ -9,6 +10,11 @@
 struct kd_edge_solver {
   kd_edge::Solver solver;
   std::string last_error;
+  kd_edge::PredictReport report;
+};
+
+struct kd_edge_artifact {
+  std::shared_ptr<const kd_edge::Artifact> artifact;
 };
 
 namespace {
@@ -47,26 +53,95 @@ kd_edge_status guarded(std::string* message, F&& f) noexcept {
   }
 }
 
+// Checks the C options struct and turns it into SolverOptions.
+kd_edge::SolverOptions solver_options(const kd_edge_options* options) {
+  kd_edge::SolverOptions o;
+  if (options == nullptr) return o;
+  o.threads = options->threads;
+  o.max_batch = options->max_batch;
+  switch (options->domain_policy) {
+    case KD_EDGE_DOMAIN_DEFAULT: break;
+    case KD_EDGE_DOMAIN_FLAG: o.domain_policy = kd_edge::DomainPolicy::kFlag; break;
+    case KD_EDGE_DOMAIN_CLAMP: o.domain_policy = kd_edge::DomainPolicy::kClamp; break;
+    case KD_EDGE_DOMAIN_REJECT: o.domain_policy = kd_edge::DomainPolicy::kReject; break;
+    default:
+      throw kd_edge::Error(kd_edge::ErrorKind::kInvalidInput,
+                           "options.domain_policy must be -1 (default), 0 (flag), 1 (clamp) or 2 (reject), got " +
+                               std::to_string(options->domain_policy));
+  }
+  if (options->check_outputs < -1 || options->check_outputs > 1)
+    throw kd_edge::Error(kd_edge::ErrorKind::kInvalidInput,
+                         "options.check_outputs must be -1 (default), 0 or 1, got " + std::to_string(options->check_outputs));
+  if (options->check_outputs >= 0) o.check_outputs = options->check_outputs == 1;
+  return o;
+}
+
+// The open calls refuse a null out argument before anything else.
+bool start_open(const void* out, const char* what) {
+  if (out == nullptr) {
+    open_error = std::string(what) + ": out is null";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 extern "C" {
 
-kd_edge_status kd_edge_open(const char* artifact_dir, kd_edge_solver** out) {
-  if (out == nullptr) {
-    open_error = "kd_edge_open: out is null";
-    return KD_EDGE_ERR_INVALID_INPUT;
-  }
+kd_edge_options kd_edge_default_options(void) { return kd_edge_options{0, 0, KD_EDGE_DOMAIN_DEFAULT, -1}; }
+
+kd_edge_status kd_edge_open_with(const char* artifact_dir, const kd_edge_options* options, kd_edge_solver** out) {
+  if (!start_open(out, "kd_edge_open")) return KD_EDGE_ERR_INVALID_INPUT;
   *out = nullptr;
   if (artifact_dir == nullptr) {
     open_error = "kd_edge_open: artifact_dir is null";
     return KD_EDGE_ERR_INVALID_INPUT;
   }
-  return guarded(&open_error, [&] { *out = new kd_edge_solver{kd_edge::Solver(artifact_dir), {}}; });
+  return guarded(&open_error, [&] {
+    *out = new kd_edge_solver{kd_edge::Solver(artifact_dir, solver_options(options)), {}, {}};
+  });
 }
+
+kd_edge_status kd_edge_open(const char* artifact_dir, kd_edge_solver** out) {
+  return kd_edge_open_with(artifact_dir, nullptr, out);
+}
+
+kd_edge_status kd_edge_artifact_load(const char* artifact_dir, kd_edge_artifact** out) {
+  if (!start_open(out, "kd_edge_artifact_load")) return KD_EDGE_ERR_INVALID_INPUT;
+  *out = nullptr;
+  if (artifact_dir == nullptr) {
+    open_error = "kd_edge_artifact_load: artifact_dir is null";
+    return KD_EDGE_ERR_INVALID_INPUT;
+  }
+  return guarded(&open_error, [&] { *out = new kd_edge_artifact{kd_edge::Artifact::load(artifact_dir)}; });
+}
+
+kd_edge_status kd_edge_open_artifact(const kd_edge_artifact* artifact, const kd_edge_options* options,
+                                     kd_edge_solver** out) {
+  if (!start_open(out, "kd_edge_open_artifact")) return KD_EDGE_ERR_INVALID_INPUT;
+  *out = nullptr;
+  if (artifact == nullptr) {
+    open_error = "kd_edge_open_artifact: artifact is null";
+    return KD_EDGE_ERR_INVALID_INPUT;
+  }
+  return guarded(&open_error, [&] {
+    *out = new kd_edge_solver{kd_edge::Solver(artifact->artifact, solver_options(options)), {}, {}};
+  });
+}
+
+void kd_edge_artifact_close(kd_edge_artifact* artifact) { delete artifact; }
 
 kd_edge_status kd_edge_predict(kd_edge_solver* solver, const float* in, size_t n_points, float* out) {
   if (solver == nullptr) return KD_EDGE_ERR_INVALID_INPUT;
-  return guarded(&solver->last_error, [&] { solver->solver.predict(in, n_points, out); });
+  solver->report = {};
+  return guarded(&solver->last_error, [&] { solver->report = solver->solver.predict(in, n_points, out); });
+}
+
+size_t kd_edge_out_of_domain(const kd_edge_solver* solver, size_t* first) {
+  if (solver == nullptr) return 0;
+  if (first != nullptr && solver->report.out_of_domain > 0) *first = solver->report.first_out_of_domain;
+  return solver->report.out_of_domain;
 }
 
 size_t kd_edge_n_inputs(const kd_edge_solver* solver) { return solver ? solver->solver.n_inputs() : 0; }

@@ -2,6 +2,7 @@
 #include <tvm/ffi/extra/json.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -64,22 +65,46 @@ bool is_hex_digest(const std::string& s) {
          });
 }
 
+DomainPolicy parse_policy(const std::string& name, const std::string& where) {
+  for (DomainPolicy p : {DomainPolicy::kFlag, DomainPolicy::kClamp, DomainPolicy::kReject})
+    if (name == domain_policy_name(p)) return p;
+  bad(where, "out_of_domain \"" + name + "\", expected \"flag\", \"clamp\" or \"reject\"");
+}
+
+std::vector<float> number_list(const ffi::json::Array& values, const char* key, std::size_t size,
+                               const std::string& where) {
+  if (values.size() != size)
+    bad(where, std::string("field \"") + key + "\" must have one number per input (" + std::to_string(size) + ")");
+  std::vector<float> out;
+  for (const ffi::Any& v : values) {
+    if (auto d = v.try_cast<double>()) {
+      out.push_back(static_cast<float>(*d));
+    } else if (auto i = v.try_cast<int64_t>()) {
+      out.push_back(static_cast<float>(*i));
+    } else {
+      bad(where, std::string("field \"") + key + "\" must be a list of numbers");
+    }
+    if (!std::isfinite(out.back())) bad(where, std::string("field \"") + key + "\" has a non-finite bound");
+  }
+  return out;
+}
+
 }  // namespace
 
-ArtifactInfo read_manifest(const std::string& artifact_dir) {
-  fs::path dir(artifact_dir);
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw Error(ErrorKind::kNotFound, "artifact directory not found: " + artifact_dir);
-  fs::path path = dir / "manifest.json";
-  const std::string where = path.string();
-  if (!fs::is_regular_file(path, ec))
-    throw Error(ErrorKind::kNotFound, "no manifest.json in artifact directory " + artifact_dir);
+const char* domain_policy_name(DomainPolicy policy) noexcept {
+  switch (policy) {
+    case DomainPolicy::kFlag: return "flag";
+    case DomainPolicy::kClamp: return "clamp";
+    case DomainPolicy::kReject: return "reject";
+  }
+  return "?";
+}
 
+ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
   ffi::String parse_error;
   ffi::json::Value root;
   try {
-    root = ffi::json::Parse(ffi::String(read_text(path)), &parse_error);
+    root = ffi::json::Parse(ffi::String(text), &parse_error);
   } catch (const ffi::Error& e) {
     bad(where, std::string("not valid JSON: ") + e.what());
   }
@@ -92,7 +117,7 @@ ArtifactInfo read_manifest(const std::string& artifact_dir) {
   if (!format) bad(where, "field \"format\" must be an integer");
   if (*format != kManifestFormat)
     bad(where, "manifest format " + std::to_string(*format) + ", this runtime reads " +
-                   std::to_string(kManifestFormat));
+                   std::to_string(kManifestFormat) + (*format > kManifestFormat ? " (update kd-edge)" : " (recompile the artifact)"));
   info.format = static_cast<int>(*format);
 
   info.library = string_field(*top, "library", where);
@@ -129,12 +154,48 @@ ArtifactInfo read_manifest(const std::string& artifact_dir) {
       bad(where, "field \"" + key + "\" must equal the number of " + side + " names (" +
                      std::to_string(names.size()) + ")");
   }
-  info.tvm_version = string_field(*top, "tvm_version", where);
 
+  // "domain": null, or {"lower": [...], "upper": [...]} with one bound per input.
+  ffi::Any domain = field(*top, "domain", where);
+  if (domain != nullptr) {
+    auto box = domain.try_cast<ffi::json::Object>();
+    if (!box) bad(where, "field \"domain\" must be null or an object with \"lower\" and \"upper\"");
+    for (const char* key : {"lower", "upper"}) {
+      auto values = field(*box, key, where).try_cast<ffi::json::Array>();
+      if (!values) bad(where, std::string("field \"") + key + "\" must be a list of numbers");
+      (key[0] == 'l' ? info.lower : info.upper) = number_list(*values, key, info.input_names.size(), where);
+    }
+    for (std::size_t i = 0; i < info.lower.size(); ++i)
+      if (!(info.lower[i] <= info.upper[i]))
+        bad(where, "domain of input " + info.input_names[i] + " has lower > upper");
+  }
+  ffi::json::Object defaults = object_field(*top, "defaults", where);
+  info.default_domain_policy = parse_policy(string_field(defaults, "out_of_domain", where), where);
+  ffi::Any check = field(defaults, "check_outputs", where);
+  if (check.type_index() != ffi::TypeIndex::kTVMFFIBool) bad(where, "field \"check_outputs\" must be true or false");
+  info.default_check_outputs = check.cast<bool>();
+  if (info.lower.empty() && info.default_domain_policy != DomainPolicy::kFlag)
+    bad(where, "out_of_domain \"" + std::string(domain_policy_name(info.default_domain_policy)) +
+                   "\" needs a domain, but \"domain\" is null");
+
+  info.tvm_version = string_field(*top, "tvm_version", where);
   ffi::json::Object target = object_field(*top, "target", where);
   info.target_arch = string_field(target, "arch", where);
   info.target_cpu = string_field(target, "cpu", where);
   info.target_features = string_list(target, "features", where, true);
+  return info;
+}
+
+ArtifactInfo read_manifest(const std::string& artifact_dir) {
+  fs::path dir(artifact_dir);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(ErrorKind::kNotFound, "artifact directory not found: " + artifact_dir);
+  fs::path path = dir / "manifest.json";
+  const std::string where = path.string();
+  if (!fs::is_regular_file(path, ec))
+    throw Error(ErrorKind::kNotFound, "no manifest.json in artifact directory " + artifact_dir);
+  ArtifactInfo info = parse_manifest(read_text(path), where);
 
   // Refuse before loading: code for another architecture or for missing ISA extensions
   // would crash with SIGILL instead of failing cleanly.

@@ -1,4 +1,4 @@
-// Solver: validated load of an artifact, then calls into its fused kernel or its Relax VM.
+// Artifact: validated load of a library. Solver: input policy, then its fused kernel or its Relax VM.
 #include "kd_edge/solver.hpp"
 
 #include <tvm/ffi/container/array.h>
@@ -6,11 +6,14 @@
 #include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 namespace kd_edge {
@@ -29,6 +32,7 @@ constexpr std::size_t kTvmAlignment = 64;
 // Growable float buffer aligned to kTvmAlignment.
 class AlignedBuffer {
  public:
+  float* data() const { return data_.get(); }
   float* reserve(std::size_t n_floats) {
     if (n_floats > capacity_) {
       const std::size_t bytes = (n_floats * sizeof(float) + kTvmAlignment - 1) / kTvmAlignment * kTvmAlignment;
@@ -101,37 +105,93 @@ void default_pool_size() {
   (void)done;
 }
 
+std::string point_value(float v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.9g", static_cast<double>(v));
+  return text;
+}
+
 }  // namespace
 
-struct Solver::Impl {
-  int threads;
+// Everything here is set at load and only read afterwards, so Solvers on many threads share it.
+struct Artifact::Impl {
   ArtifactInfo info;
   ffi::Module library;
-  // fused: the kernels, called directly; vm: the Relax VM and its entry function
-  ffi::Function entry;
-  ffi::Function parallel_entry;
-  ffi::Optional<ffi::Module> vm;
-  AlignedBuffer staging;  // vm: an aligned copy of misaligned input
+  ffi::Function entry;           // fused: the serial kernel
+  ffi::Function parallel_entry;  // fused: the pooled kernel
+  mutable std::mutex vm_mutex;   // serialises making VMs (at Solver construction, never in predict)
 
-  Impl(const std::string& artifact_dir, int threads_)
-      : threads(threads_), info(read_manifest(artifact_dir)), library(load_library(artifact_dir, info)) {
+  explicit Impl(const std::string& artifact_dir)
+      : info(read_manifest(artifact_dir)), library(load_library(artifact_dir, info)) {
     if (info.runtime == RuntimeKind::kFused) {
       entry = require_function(library, info.entry.c_str(), info.library);
       parallel_entry = require_function(library, info.parallel_entry.c_str(), info.library);
     } else {
-      vm = start_vm(library, info.library);
-      entry = require_function(*vm, info.entry.c_str(), info.library);
+      std::lock_guard<std::mutex> lock(vm_mutex);
+      start_vm(library, info.library);  // fail at load, not at the first Solver
     }
   }
 
-  void predict_fused(const float* in, std::size_t n_points, float* out);
-  void predict_vm(const float* in, std::size_t n_points, float* out);
+  // A VM holds per-call state, so each Solver gets its own.
+  ffi::Module new_vm() const {
+    std::lock_guard<std::mutex> lock(vm_mutex);
+    return start_vm(library, info.library);
+  }
 };
 
-Solver::Solver(const std::string& artifact_dir, int threads) {
-  if (threads < 0) throw Error(ErrorKind::kInvalidInput, "threads must be 0 (pool) or more, got " + std::to_string(threads));
+Artifact::Artifact(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Artifact::~Artifact() = default;
+const ArtifactInfo& Artifact::info() const noexcept { return impl_->info; }
+
+std::shared_ptr<const Artifact> Artifact::load(const std::string& artifact_dir) {
   default_pool_size();
-  impl_ = std::make_unique<Impl>(artifact_dir, threads);
+  return std::shared_ptr<const Artifact>(new Artifact(std::make_unique<Impl>(artifact_dir)));
+}
+
+struct Solver::Impl {
+  std::shared_ptr<const Artifact> artifact;
+  const ArtifactInfo& info;
+  int threads;
+  std::size_t max_batch;
+  DomainPolicy policy;
+  bool check_outputs;
+  ffi::Optional<ffi::Module> vm;  // vm runtime: this solver's own VM
+  ffi::Function vm_entry;
+  AlignedBuffer scratch;  // clamped input, or an aligned copy for the VM
+
+  Impl(std::shared_ptr<const Artifact> artifact_, const SolverOptions& options)
+      : artifact(std::move(artifact_)),
+        info(artifact->info()),
+        threads(options.threads),
+        max_batch(options.max_batch),
+        policy(options.domain_policy.value_or(info.default_domain_policy)),
+        check_outputs(options.check_outputs.value_or(info.default_check_outputs)) {
+    if (threads < 0)
+      throw Error(ErrorKind::kInvalidInput, "threads must be 0 (pool) or more, got " + std::to_string(threads));
+    if (policy != DomainPolicy::kFlag && info.lower.empty())
+      throw Error(ErrorKind::kInvalidInput, std::string("domain policy \"") + domain_policy_name(policy) +
+                                                "\" needs the training domain, which this artifact does not record "
+                                                "(compile with input_bounds)");
+    if (info.runtime == RuntimeKind::kVm) {
+      vm = artifact->impl().new_vm();
+      vm_entry = require_function(*vm, info.entry.c_str(), info.library);
+    }
+    if (needs_scratch()) scratch.reserve(max_batch * info.input_names.size());
+  }
+
+  bool needs_scratch() const { return policy == DomainPolicy::kClamp || info.runtime == RuntimeKind::kVm; }
+  PredictReport check_input(const float* in, std::size_t n_points) const;
+  void check_output(const float* out, std::size_t n_points) const;
+  void run_fused(const float* in, std::size_t n_points, float* out);
+  void run_vm(const float* in, std::size_t n_points, float* out);
+};
+
+Solver::Solver(const std::string& artifact_dir, const SolverOptions& options)
+    : Solver(Artifact::load(artifact_dir), options) {}
+
+Solver::Solver(std::shared_ptr<const Artifact> artifact, const SolverOptions& options) {
+  if (!artifact) throw Error(ErrorKind::kInvalidInput, "Solver: artifact is null");
+  impl_ = std::make_unique<Impl>(std::move(artifact), options);
 }
 
 Solver::~Solver() = default;
@@ -141,34 +201,84 @@ Solver& Solver::operator=(Solver&&) noexcept = default;
 int Solver::threads() const noexcept { return impl_->threads; }
 std::size_t Solver::n_inputs() const noexcept { return impl_->info.input_names.size(); }
 std::size_t Solver::n_outputs() const noexcept { return impl_->info.output_names.size(); }
+std::size_t Solver::max_batch() const noexcept { return impl_->max_batch; }
+DomainPolicy Solver::domain_policy() const noexcept { return impl_->policy; }
+bool Solver::check_outputs() const noexcept { return impl_->check_outputs; }
 const ArtifactInfo& Solver::info() const noexcept { return impl_->info; }
+const std::shared_ptr<const Artifact>& Solver::artifact() const noexcept { return impl_->artifact; }
 
-void Solver::predict(const float* in, std::size_t n_points, float* out) {
-  if (n_points == 0) return;
-  if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
-  // A NaN or Inf input gives NaN outputs that look like answers: refuse it, naming where it is.
-  const std::size_t width = n_inputs();
-  for (std::size_t i = 0; i < n_points * width; ++i) {
-    if (!std::isfinite(in[i]))
-      throw Error(ErrorKind::kInvalidInput, "input point " + std::to_string(i / width) + " has a non-finite value in column " +
-                                                std::to_string(i % width) + " (" + impl_->info.input_names[i % width] + ")");
+// One pass over the input: refuse NaN/Inf (they give NaN outputs that look like answers) and
+// count points outside the domain.
+PredictReport Solver::Impl::check_input(const float* in, std::size_t n_points) const {
+  const std::size_t width = info.input_names.size();
+  const bool boxed = !info.lower.empty();
+  PredictReport report;
+  for (std::size_t p = 0; p < n_points; ++p) {
+    bool outside = false;
+    for (std::size_t c = 0; c < width; ++c) {
+      const float v = in[p * width + c];
+      if (!std::isfinite(v))
+        throw Error(ErrorKind::kInvalidInput, "input point " + std::to_string(p) + " has a non-finite value in column " +
+                                                  std::to_string(c) + " (" + info.input_names[c] + ")");
+      if (boxed && (v < info.lower[c] || v > info.upper[c])) {
+        if (policy == DomainPolicy::kReject)
+          throw Error(ErrorKind::kInvalidInput,
+                      "input point " + std::to_string(p) + " is outside the training domain: " + info.input_names[c] +
+                          " = " + point_value(v) + " not in [" + point_value(info.lower[c]) + ", " +
+                          point_value(info.upper[c]) + "] (out_of_domain policy \"reject\")");
+        outside = true;
+      }
+    }
+    if (outside && report.out_of_domain++ == 0) report.first_out_of_domain = p;
   }
-  if (impl_->info.runtime == RuntimeKind::kFused) {
-    impl_->predict_fused(in, n_points, out);
-  } else {
-    impl_->predict_vm(in, n_points, out);
+  return report;
+}
+
+void Solver::Impl::check_output(const float* out, std::size_t n_points) const {
+  const std::size_t width = info.output_names.size();
+  for (std::size_t i = 0; i < n_points * width; ++i) {
+    if (!std::isfinite(out[i]))
+      throw Error(ErrorKind::kRuntime, "output point " + std::to_string(i / width) + " is non-finite in column " +
+                                           std::to_string(i % width) + " (" + info.output_names[i % width] +
+                                           ") although its input is finite");
   }
 }
 
-// The kernel reads the caller's input and writes the caller's output in place: DLTensor
-// views on the stack, no copies and no tensor objects.
-void Solver::Impl::predict_fused(const float* in, std::size_t n_points, float* out) {
+PredictReport Solver::predict(const float* in, std::size_t n_points, float* out) {
+  if (n_points == 0) return {};
+  if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
+  Impl& s = *impl_;
+  PredictReport report = s.check_input(in, n_points);
+  if (n_points > s.max_batch) {
+    s.max_batch = n_points;
+    if (s.needs_scratch()) s.scratch.reserve(n_points * n_inputs());
+  }
+  if (report.out_of_domain > 0 && s.policy == DomainPolicy::kClamp) {
+    const std::size_t width = n_inputs();
+    float* clamped = s.scratch.data();
+    for (std::size_t i = 0; i < n_points * width; ++i)
+      clamped[i] = std::min(std::max(in[i], s.info.lower[i % width]), s.info.upper[i % width]);
+    in = clamped;
+  }
+  if (s.info.runtime == RuntimeKind::kFused) {
+    s.run_fused(in, n_points, out);
+  } else {
+    s.run_vm(in, n_points, out);
+  }
+  if (s.check_outputs) s.check_output(out, n_points);
+  return report;
+}
+
+// The kernel reads the input and writes the caller's output in place: DLTensor views on the
+// stack, no copies and no tensor objects.
+void Solver::Impl::run_fused(const float* in, std::size_t n_points, float* out) {
   int64_t in_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.input_names.size())};
   int64_t out_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.output_names.size())};
   DLTensor x{const_cast<float*>(in), kCpu, 2, kFloat32, in_shape, nullptr, 0};
   DLTensor y{out, kCpu, 2, kFloat32, out_shape, nullptr, 0};
+  const Artifact::Impl& a = artifact->impl();
   const bool pool = threads != 1 && n_points >= info.parallel_min_points;
-  const ffi::Function& kernel = pool ? parallel_entry : entry;
+  const ffi::Function& kernel = pool ? a.parallel_entry : a.entry;
   try {
     kernel(&x, &y);
   } catch (const ffi::Error& e) {
@@ -176,13 +286,13 @@ void Solver::Impl::predict_fused(const float* in, std::size_t n_points, float* o
   }
 }
 
-void Solver::Impl::predict_vm(const float* in, std::size_t n_points, float* out) {
+void Solver::Impl::run_vm(const float* in, std::size_t n_points, float* out) {
   const std::size_t n_outputs = info.output_names.size();
   const int64_t rows = static_cast<int64_t>(n_points);
   const int64_t shape[2] = {rows, static_cast<int64_t>(info.input_names.size())};
   const std::size_t n_in_floats = n_points * info.input_names.size();
   if (reinterpret_cast<std::uintptr_t>(in) % kTvmAlignment != 0) {
-    float* aligned = staging.reserve(n_in_floats);
+    float* aligned = scratch.data();
     std::memcpy(aligned, in, n_in_floats * sizeof(float));
     in = aligned;
   }
@@ -190,7 +300,7 @@ void Solver::Impl::predict_vm(const float* in, std::size_t n_points, float* out)
   try {
     ffi::Tensor x = ffi::Tensor::FromNDAlloc(BorrowedData{const_cast<float*>(in)}, ffi::ShapeView(shape, 2),
                                              kFloat32, kCpu);
-    ffi::Any returned = entry(x);
+    ffi::Any returned = vm_entry(x);
     // torch.export wraps a single output in a tuple.
     if (auto tuple = returned.try_cast<ffi::Array<ffi::Any>>()) {
       result = (*tuple)[0].cast<ffi::Tensor>();

@@ -3,6 +3,8 @@
 usage: python make_golden.py OUT_DIR
 OUT_DIR/index.txt lists "name n_inputs n_outputs n_points" per case; OUT_DIR/<name>/ holds
 the artifact and input_<N>.f32 / expected_<N>.f32 (raw little-endian float32, row-major).
+mlp_2_1_tanh records the training domain [-1.5, 1.5]^2 (inputs reach +-2, so some points lie
+outside it); OUT_DIR/overflow is a model whose output overflows to inf for any input.
 """
 
 import sys
@@ -24,7 +26,8 @@ def main(out: Path) -> None:
     rows = []
     for n_in, n_out, width, depth, act in CASES:
         torch.manual_seed(n_in * 100 + depth)
-        model = MLP(n_in, n_out, width, depth, act).eval()
+        box = dict(lower=[-1.5] * n_in, upper=[1.5] * n_in) if (n_in, act) == (2, "tanh") else {}
+        model = MLP(n_in, n_out, width, depth, act, **box).eval()
         name = f"mlp_{n_in}_{n_out}_{act}"
         artifact = kd_edge.compile(model, torch.zeros(4, n_in), out / name)
         rng = np.random.default_rng(0)
@@ -35,6 +38,11 @@ def main(out: Path) -> None:
             x.tofile(artifact / f"input_{n}.f32")
             y.astype(np.float32).tofile(artifact / f"expected_{n}.f32")
             rows.append(f"{name} {n_in} {n_out} {n}")
+    overflow = MLP(1, 1, width=8, depth=1).eval()
+    with torch.no_grad():
+        overflow.net[-1].weight.fill_(3e38)
+        overflow.net[-1].bias.fill_(3e38)
+    kd_edge.compile(overflow, torch.zeros(4, 1), out / "overflow")
     (out / "index.txt").write_text("\n".join(rows) + "\n")
     print(f"wrote {len(CASES)} golden artifacts to {out}")
 

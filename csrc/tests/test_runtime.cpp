@@ -1,5 +1,5 @@
-// C++ runtime tests without Python: parity with PyTorch on golden data, the C API,
-// and refusal of damaged or mismatched artifacts.
+// C++ runtime tests without Python: parity with PyTorch on golden data, the C API, the
+// input and output policies, shared artifacts, and refusal of damaged or mismatched artifacts.
 //   test_runtime GOLDEN_DIR   (written by make_golden.py)
 #include <cmath>
 #include <cstdio>
@@ -131,6 +131,109 @@ static void test_c_api(const fs::path& golden) {
   CHECK(kd_edge_open(dir.c_str(), nullptr) == KD_EDGE_ERR_INVALID_INPUT, "null out");
 }
 
+// Flag, clamp and reject on mlp_2_1_tanh, whose domain is [-1.5, 1.5]^2.
+static void test_domain_policies(const fs::path& golden) {
+  const std::string dir = (golden / "mlp_2_1_tanh").string();
+  const std::vector<float> in = {0.5f, 0.5f, 1.7f, -0.2f, -1.5f, 1.5f, 0.1f, -3.0f};  // points 1 and 3 outside
+  const std::vector<float> clamped = {0.5f, 0.5f, 1.5f, -0.2f, -1.5f, 1.5f, 0.1f, -1.5f};
+  std::vector<float> want(4), got(4);
+
+  kd_edge::Solver flag(dir);
+  CHECK(flag.domain_policy() == kd_edge::DomainPolicy::kFlag, "manifest default policy is flag");
+  CHECK(flag.info().lower == std::vector<float>({-1.5f, -1.5f}), "domain read from the manifest");
+  kd_edge::PredictReport report = flag.predict(clamped.data(), 4, want.data());
+  CHECK(report.out_of_domain == 0, "points on the boundary are inside");
+  report = flag.predict(in.data(), 4, got.data());
+  CHECK(report.out_of_domain == 2 && report.first_out_of_domain == 1, "flag counts points 1 and 3");
+  CHECK(got[0] == want[0] && got[1] != want[1], "flag computes the point as given");
+
+  kd_edge::SolverOptions clamp_options;
+  clamp_options.domain_policy = kd_edge::DomainPolicy::kClamp;
+  kd_edge::Solver clamp(dir, clamp_options);
+  report = clamp.predict(in.data(), 4, got.data());
+  CHECK(report.out_of_domain == 2 && report.first_out_of_domain == 1, "clamp counts points 1 and 3");
+  CHECK(got == want, "clamp computes the nearest point of the domain");
+  CHECK(in[2] == 1.7f, "clamp leaves the caller's input alone");
+
+  kd_edge::SolverOptions reject_options;
+  reject_options.domain_policy = kd_edge::DomainPolicy::kReject;
+  kd_edge::Solver reject(dir, reject_options);
+  std::string message;
+  try {
+    reject.predict(in.data(), 4, got.data());
+  } catch (const kd_edge::Error& e) {
+    message = e.what();
+    CHECK(e.kind() == kd_edge::ErrorKind::kInvalidInput, "reject is an input error");
+  }
+  CHECK(contains(message, "input point 1 is outside the training domain: x0 = 1.70000005 not in [-1.5, 1.5]"),
+        message.c_str());
+  CHECK(reject.predict(clamped.data(), 4, got.data()).out_of_domain == 0, "reject accepts points inside");
+
+  std::string no_domain;
+  try {
+    kd_edge::Solver((golden / "mlp_1_1_sin").string(), reject_options);
+  } catch (const kd_edge::Error& e) {
+    no_domain = e.what();
+  }
+  CHECK(contains(no_domain, "needs the training domain, which this artifact does not record"), no_domain.c_str());
+}
+
+// A model that overflows: its inf is refused by default, passed through when the check is off.
+static void test_output_check(const fs::path& golden) {
+  const std::string dir = (golden / "overflow").string();
+  const float x = 0.25f;
+  float y = 0;
+  std::string message;
+  try {
+    kd_edge::Solver(dir).predict(&x, 1, &y);
+  } catch (const kd_edge::Error& e) {
+    message = e.what();
+    CHECK(e.kind() == kd_edge::ErrorKind::kRuntime, "a non-finite output is a runtime error");
+  }
+  CHECK(contains(message, "output point 0 is non-finite in column 0 (y0)"), message.c_str());
+  kd_edge::SolverOptions unchecked;
+  unchecked.check_outputs = false;
+  kd_edge::Solver(dir, unchecked).predict(&x, 1, &y);
+  CHECK(std::isinf(y), "check_outputs=false passes the output through");
+}
+
+// One artifact, many solvers; the artifact outlives the caller's handle.
+static void test_shared_artifact(const fs::path& golden) {
+  auto artifact = kd_edge::Artifact::load((golden / "mlp_2_1_tanh").string());
+  kd_edge::Solver a(artifact), b(artifact);
+  CHECK(a.artifact() == b.artifact() && artifact.use_count() == 3, "solvers share the loaded artifact");
+  std::vector<float> x = read_f32(golden / "mlp_2_1_tanh" / "input_7.f32");
+  std::vector<float> expected = read_f32(golden / "mlp_2_1_tanh" / "expected_7.f32");
+  artifact.reset();
+  std::vector<float> y(7);
+  b.predict(x.data(), 7, y.data());
+  CHECK(std::fabs(y[3] - expected[3]) <= 1e-5, "a solver keeps its artifact alive");
+
+  kd_edge_artifact* shared = nullptr;
+  CHECK(kd_edge_artifact_load((golden / "mlp_2_1_tanh").string().c_str(), &shared) == KD_EDGE_OK, kd_edge_last_error(nullptr));
+  kd_edge_options options = kd_edge_default_options();
+  options.domain_policy = KD_EDGE_DOMAIN_REJECT;
+  kd_edge_solver* solver = nullptr;
+  CHECK(kd_edge_open_artifact(shared, &options, &solver) == KD_EDGE_OK, kd_edge_last_error(nullptr));
+  kd_edge_artifact_close(shared);
+  const float outside[2] = {0.0f, 9.0f};
+  CHECK(kd_edge_predict(solver, outside, 1, y.data()) == KD_EDGE_ERR_INVALID_INPUT, "C API reject");
+  CHECK(contains(kd_edge_last_error(solver), "x1 = 9 not in [-1.5, 1.5]"), kd_edge_last_error(solver));
+  kd_edge_close(solver);
+
+  options.domain_policy = KD_EDGE_DOMAIN_FLAG;
+  CHECK(kd_edge_open_with((golden / "mlp_2_1_tanh").string().c_str(), &options, &solver) == KD_EDGE_OK, "open_with");
+  std::size_t first = 99;
+  CHECK(kd_edge_predict(solver, outside, 1, y.data()) == KD_EDGE_OK, "C API flag computes");
+  CHECK(kd_edge_out_of_domain(solver, &first) == 1 && first == 0, "C API reports the flagged point");
+  kd_edge_close(solver);
+  options.domain_policy = 7;
+  CHECK(kd_edge_open_with((golden / "mlp_2_1_tanh").string().c_str(), &options, &solver) == KD_EDGE_ERR_INVALID_INPUT &&
+            contains(kd_edge_last_error(nullptr), "domain_policy must be"),
+        kd_edge_last_error(nullptr));
+  CHECK(kd_edge_open_artifact(nullptr, nullptr, &solver) == KD_EDGE_ERR_INVALID_INPUT, "null artifact");
+}
+
 static void test_bad_artifacts(const fs::path& golden, const fs::path& tmp) {
   const fs::path good = golden / "mlp_2_1_tanh";
   const std::string manifest = read_text(good / "manifest.json");
@@ -151,9 +254,9 @@ static void test_bad_artifacts(const fs::path& golden, const fs::path& tmp) {
                  K::kInvalidArtifact, "not valid JSON");
   expect_refusal("not_object", [](const fs::path& d) { write_text(d / "manifest.json", "[1, 2]"); },
                  K::kInvalidArtifact, "JSON object");
-  expect_refusal("format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 1", "\"format\": 99")); },
-                 K::kInvalidArtifact, "manifest format 99, this runtime reads 1");
-  expect_refusal("no_format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 1,", "")); },
+  expect_refusal("format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 2", "\"format\": 99")); },
+                 K::kInvalidArtifact, "manifest format 99, this runtime reads 2 (update kd-edge)");
+  expect_refusal("no_format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 2,", "")); },
                  K::kInvalidArtifact, "missing field \"format\"");
   expect_refusal("sha", [](const fs::path& d) { std::ofstream(d / "model.so", std::ios::app) << "x"; },
                  K::kInvalidArtifact, "the library was changed or damaged");
@@ -190,6 +293,9 @@ int main(int argc, char** argv) {
   test_sha256(tmp);
   test_golden(golden);
   test_c_api(golden);
+  test_domain_policies(golden);
+  test_output_check(golden);
+  test_shared_artifact(golden);
   test_bad_artifacts(golden, tmp);
   fs::remove_all(tmp);
   std::printf("%s\n", failures ? "FAILED" : "all runtime checks passed");

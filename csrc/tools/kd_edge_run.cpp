@@ -54,7 +54,10 @@ int main(int argc, char** argv) {
   if (opt.artifact.empty()) return usage("--artifact is required");
 
   try {
-    kd_edge::Solver solver(opt.artifact, opt.threads == 1 ? 1 : 0);
+    kd_edge::SolverOptions options;
+    options.threads = opt.threads == 1 ? 1 : 0;
+    options.max_batch = opt.batch;
+    kd_edge::Solver solver(opt.artifact, options);
     // Points spread over [-1, 1]; the timing does not depend on the values.
     std::vector<float> in(opt.batch * solver.n_inputs());
     for (std::size_t i = 0; i < in.size(); ++i) in[i] = -1.0f + 2.0f * static_cast<float>(i % 997) / 996.0f;

@@ -1,9 +1,10 @@
 """kd_edge.compile: build a PyTorch module or an ONNX model into an artifact directory."""
 
+import math
 from pathlib import Path
 
-from kd_edge.compiler.manifest import (LIBRARY_NAME, MANIFEST_FORMAT, MANIFEST_NAME, sha256_file, weights_sha256,
-                                       write_manifest)
+from kd_edge.compiler.manifest import (DOMAIN_POLICIES, LIBRARY_NAME, MANIFEST_FORMAT, MANIFEST_NAME, sha256_file,
+                                       weights_sha256, write_manifest)
 from kd_edge.compiler.target import resolve_target
 
 BACKENDS = ("auto", "fused", "vm")
@@ -18,6 +19,22 @@ def _column_names(names, width: int, default_prefix: str, what: str) -> list[str
     if len(names) != width:
         raise ValueError(f"{what} has {len(names)} names {names} but the model has {width} {what} columns")
     return names
+
+
+def _domain(model, input_bounds, n_in: int):
+    """-> {"lower": [...], "upper": [...]} or None. Default: the box a kd_edge MLP normalises to."""
+    if input_bounds is None:
+        arch = getattr(model, "arch", None)
+        if not isinstance(arch, dict) or arch.get("lower") is None or arch.get("upper") is None:
+            return None
+        input_bounds = list(zip(arch["lower"], arch["upper"]))
+    bounds = [tuple(b) for b in input_bounds]
+    if len(bounds) != n_in or any(len(b) != 2 for b in bounds):
+        raise ValueError(f"input_bounds must be {n_in} (lower, upper) pairs, one per input, got {input_bounds!r}")
+    lower, upper = [float(b[0]) for b in bounds], [float(b[1]) for b in bounds]
+    if not all(math.isfinite(v) for v in lower + upper) or any(lo > hi for lo, hi in zip(lower, upper)):
+        raise ValueError(f"input_bounds must be finite with lower <= upper, got {input_bounds!r}")
+    return {"lower": lower, "upper": upper}
 
 
 def _is_onnx(model) -> bool:
@@ -49,7 +66,8 @@ def _import(model, example_input):
 
 
 def compile(model, example_input=None, out_dir=None, target: str = "host", input_names=None, output_names=None,
-            backend: str = "auto") -> Path:
+            backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
+            check_outputs: bool = True) -> Path:
     """Compile a model for the CPU and write an artifact directory; return its path.
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
@@ -57,6 +75,10 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     backend: "fused" compiles a dense chain (linear layers with tanh/sin activations) into one
       kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
       "auto" (default) uses "fused" when the model is a dense chain.
+    input_bounds: the training domain, (lower, upper) per input; default: the box a kd_edge MLP
+      was built for, else none recorded. out_of_domain ("flag", "clamp" or "reject") and
+      check_outputs (refuse non-finite outputs) are the runtime defaults the manifest records;
+      a Solver can override them.
     out_dir gets manifest.json and the shared library model.so.
     """
     import tvm
@@ -68,7 +90,14 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     if out_dir is None:
         raise ValueError("compile needs out_dir, the artifact directory to write")
+    if out_of_domain not in DOMAIN_POLICIES:
+        raise ValueError(f"unknown out_of_domain {out_of_domain!r}; valid: {', '.join(DOMAIN_POLICIES)}")
+    if not isinstance(check_outputs, bool):
+        raise TypeError(f"check_outputs must be True or False, got {check_outputs!r}")
     relax_module, n_in, n_out, source = _import(model, example_input)
+    domain = _domain(model, input_bounds, n_in)
+    if domain is None and out_of_domain != "flag":
+        raise ValueError(f"out_of_domain={out_of_domain!r} needs input_bounds (the model records no domain)")
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
     spec = resolve_target(target)
@@ -105,6 +134,8 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
         "input_width": len(inputs),
         "outputs": outputs,
         "output_width": len(outputs),
+        "domain": domain,
+        "defaults": {"out_of_domain": out_of_domain, "check_outputs": check_outputs},
         "dtype": "float32",
         "tvm_version": tvm.__version__,
         "target": spec.manifest_entry(),

@@ -2,6 +2,7 @@
 
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -67,6 +68,17 @@ def test_non_finite_input_is_refused_naming_the_point(reference, bad, n):
     x[n - 1, 1] = bad
     with pytest.raises(ValueError, match=rf"input point {n - 1} has a non-finite value in column 1 \(x1\)"):
         solver.predict(x)
+
+
+def test_float64_beyond_float32_range_is_refused(reference):
+    _, solver = reference
+    x = np.array([[0.0, 0.0], [1e300, 0.0]])
+    with pytest.raises(RuntimeWarning, match="overflow"):  # pytest turns numpy's warning into an error
+        solver.predict(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"input point 1 has a non-finite value in column 0 \(x0\)"):
+            solver.predict(x)
 
 
 def test_predict_releases_the_gil(reference):

@@ -2,10 +2,15 @@
 //
 // Shapes: inputs are n_points x n_inputs and outputs n_points x n_outputs,
 // float32, row-major, contiguous. No TVM type appears in this header.
+//
+// Loading an artifact runs native code from its shared library: load only artifacts you
+// trust. The manifest and the library's sha256 are checked first, which catches damage
+// and mismatches, not an attacker who rewrites both.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -16,8 +21,8 @@ namespace kd_edge {
 enum class ErrorKind {
   kNotFound = 1,         // artifact directory or a file inside it is missing
   kInvalidArtifact = 2,  // manifest unreadable, wrong format, checksum mismatch, incompatible host
-  kInvalidInput = 3,     // a caller argument breaks the shape or pointer contract
-  kRuntime = 4,          // the compiled code itself failed
+  kInvalidInput = 3,     // a caller argument breaks the shape, pointer or domain contract
+  kRuntime = 4,          // the compiled code failed or produced a non-finite output
 };
 
 class Error : public std::runtime_error {
@@ -32,6 +37,13 @@ class Error : public std::runtime_error {
 // How the library is called: one fused kernel for a dense chain, or TVM's Relax VM.
 enum class RuntimeKind { kFused, kVm };
 
+// What to do with a point outside the training domain (the box in the manifest).
+enum class DomainPolicy {
+  kFlag,    // compute it and count it in PredictReport
+  kClamp,   // move it to the nearest point of the box, compute, and count it
+  kReject,  // refuse the whole call (kInvalidInput), naming the first such point
+};
+
 // What manifest.json says about the artifact, after validation.
 struct ArtifactInfo {
   RuntimeKind runtime = RuntimeKind::kVm;
@@ -43,6 +55,9 @@ struct ArtifactInfo {
   std::string library_sha256;               // hex digest the library was checked against
   std::vector<std::string> input_names;     // size n_inputs
   std::vector<std::string> output_names;    // size n_outputs
+  std::vector<float> lower, upper;          // training domain per input; empty if not recorded
+  DomainPolicy default_domain_policy = DomainPolicy::kFlag;
+  bool default_check_outputs = true;
   std::string tvm_version;                  // TVM release that compiled the library
   std::string target_arch;                  // e.g. "x86_64"
   std::string target_cpu;                   // LLVM CPU name, e.g. "emeraldrapids"
@@ -50,19 +65,51 @@ struct ArtifactInfo {
 };
 
 // Manifest format version this runtime reads.
-constexpr int kManifestFormat = 1;
+constexpr int kManifestFormat = 2;
 
-// A loaded artifact. Construction validates the manifest and the library checksum,
-// then loads the library; it throws kd_edge::Error on any failure. Not thread-safe:
-// use one Solver per thread.
-//
-// Threads: with threads == 1 every call runs on the calling thread. With threads == 0 (the
-// default) batches of at least the artifact's parallel_min_points run on TVM's process-wide
-// thread pool, whose size is TVM_NUM_THREADS; if that is unset when the first Solver is made,
-// it is set to the number of CPUs.
+// A validated, loaded artifact library. Immutable once loaded, so one Artifact can back any
+// number of Solvers on any threads: load once, then make a Solver per thread from it.
+class Artifact {
+ public:
+  // Validates the manifest and the library checksum, then loads the library; throws kd_edge::Error.
+  static std::shared_ptr<const Artifact> load(const std::string& artifact_dir);
+  ~Artifact();
+  const ArtifactInfo& info() const noexcept;
+
+  struct Impl;
+  const Impl& impl() const noexcept { return *impl_; }
+
+ private:
+  explicit Artifact(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct SolverOptions {
+  // 1: every call runs on the calling thread. 0: batches of at least the artifact's
+  // parallel_min_points run on TVM's process-wide pool, sized by TVM_NUM_THREADS (set to the
+  // number of CPUs if unset when the first Solver is made).
+  int threads = 0;
+  // Largest batch to prepare scratch memory for at construction. Calls up to this size never
+  // allocate; a larger call grows the scratch once (0: grow to the largest batch used).
+  std::size_t max_batch = 0;
+  std::optional<DomainPolicy> domain_policy;  // unset: the manifest's default
+  std::optional<bool> check_outputs;          // unset: the manifest's default
+};
+
+// What one predict call saw.
+struct PredictReport {
+  std::size_t out_of_domain = 0;        // points outside the training domain (flagged or clamped)
+  std::size_t first_out_of_domain = 0;  // index of the first one, when out_of_domain > 0
+};
+
+// A loaded artifact ready to predict. Construction throws kd_edge::Error on any failure.
+// Not thread-safe: use one Solver per thread (Solvers sharing one Artifact are independent).
+// After construction, predict on batches up to max_batch allocates nothing and takes no lock
+// (fused artifacts; TVM's VM path allocates inside TVM).
 class Solver {
  public:
-  explicit Solver(const std::string& artifact_dir, int threads = 0);
+  explicit Solver(const std::string& artifact_dir, const SolverOptions& options = {});
+  explicit Solver(std::shared_ptr<const Artifact> artifact, const SolverOptions& options = {});
   ~Solver();
   Solver(Solver&&) noexcept;
   Solver& operator=(Solver&&) noexcept;
@@ -70,14 +117,19 @@ class Solver {
   Solver& operator=(const Solver&) = delete;
 
   // in: n_points x n_inputs, out: n_points x n_outputs (both row-major float32).
-  // n_points == 0 is a no-op. Throws kd_edge::Error (kInvalidInput) on a null pointer or a NaN/Inf
-  // input, naming the first bad point, and (kRuntime) if the compiled code fails.
-  void predict(const float* in, std::size_t n_points, float* out);
+  // n_points == 0 is a no-op. Throws kd_edge::Error: kInvalidInput on a null pointer, a NaN/Inf
+  // input (naming the first bad point) or, under kReject, a point outside the domain; kRuntime if
+  // the compiled code fails or, with check_outputs, writes a non-finite output.
+  PredictReport predict(const float* in, std::size_t n_points, float* out);
 
   int threads() const noexcept;
   std::size_t n_inputs() const noexcept;
   std::size_t n_outputs() const noexcept;
+  std::size_t max_batch() const noexcept;  // batches up to this size run without allocating
+  DomainPolicy domain_policy() const noexcept;
+  bool check_outputs() const noexcept;
   const ArtifactInfo& info() const noexcept;
+  const std::shared_ptr<const Artifact>& artifact() const noexcept;
 
  private:
   struct Impl;
@@ -87,7 +139,13 @@ class Solver {
 // Reads and validates <artifact_dir>/manifest.json without loading the library.
 ArtifactInfo read_manifest(const std::string& artifact_dir);
 
+// Parses manifest text (as read_manifest does, `where` naming it in errors) without host checks.
+ArtifactInfo parse_manifest(const std::string& text, const std::string& where);
+
 // Lower-case hex SHA-256 of a file's bytes.
 std::string sha256_file(const std::string& path);
+
+// Name used in manifests and messages: "flag", "clamp", "reject".
+const char* domain_policy_name(DomainPolicy policy) noexcept;
 
 }  // namespace kd_edge

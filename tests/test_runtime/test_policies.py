@@ -1,0 +1,170 @@
+"""Solver policies from Python: caller-supplied output, out-of-domain handling, output checks,
+one Artifact shared by many Solvers and threads."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import kd_edge
+from kd_edge.networks import MLP
+
+BOX = ([-1.0, 0.0], [1.0, 2.0])  # x in [-1, 1], t in [0, 2]
+
+
+@pytest.fixture(scope="module")
+def boxed(tmp_path_factory):
+    torch.manual_seed(3)
+    model = MLP(2, 1, 16, 3, lower=BOX[0], upper=BOX[1]).eval()
+    return model, kd_edge.compile(model, torch.zeros(3, 2), tmp_path_factory.mktemp("boxed"), input_names=["x", "t"])
+
+
+def torch_predict(model, x):
+    with torch.no_grad():
+        return model(torch.as_tensor(np.asarray(x, np.float32))).numpy()
+
+
+POINTS = np.array([[0.0, 1.0], [1.5, 1.0], [-1.0, 2.0], [0.2, -0.5]], np.float32)  # points 1 and 3 outside
+CLAMPED = np.array([[0.0, 1.0], [1.0, 1.0], [-1.0, 2.0], [0.2, 0.0]], np.float32)
+
+
+def test_manifest_records_the_model_domain_and_defaults(boxed):
+    _, artifact = boxed
+    info = kd_edge.Artifact(str(artifact)).info
+    assert info["lower"] == BOX[0] and info["upper"] == BOX[1]
+    assert info["out_of_domain"] == "flag" and info["check_outputs"] is True
+
+
+def test_flag_computes_and_reports(boxed):
+    model, artifact = boxed
+    solver = kd_edge.Solver(artifact)
+    y = solver.predict(POINTS)
+    np.testing.assert_allclose(y, torch_predict(model, POINTS), atol=1e-5)
+    assert (solver.out_of_domain, solver.first_out_of_domain) == (2, 1)
+    solver.predict(CLAMPED)
+    assert (solver.out_of_domain, solver.first_out_of_domain) == (0, None)
+
+
+def test_clamp_evaluates_the_nearest_point_in_the_domain(boxed):
+    model, artifact = boxed
+    solver = kd_edge.Solver(artifact, out_of_domain="clamp")
+    given = POINTS.copy()
+    y = solver.predict(given)
+    np.testing.assert_array_equal(y, kd_edge.Solver(artifact).predict(CLAMPED))
+    np.testing.assert_allclose(y, torch_predict(model, CLAMPED), atol=1e-5)
+    np.testing.assert_array_equal(given, POINTS)  # the caller's array is left alone
+    assert solver.out_of_domain == 2
+
+
+def test_reject_names_the_first_point_outside(boxed):
+    _, artifact = boxed
+    solver = kd_edge.Solver(artifact, out_of_domain="reject")
+    with pytest.raises(ValueError, match=r"input point 1 is outside the training domain: x = 1.5 not in \[-1, 1\]"):
+        solver.predict(POINTS)
+    assert solver.predict(CLAMPED).shape == (4, 1)
+
+
+def test_compile_time_default_policy_is_recorded_and_overridable(boxed, tmp_path):
+    model, _ = boxed
+    artifact = kd_edge.compile(model, torch.zeros(3, 2), tmp_path / "a", out_of_domain="reject")
+    assert kd_edge.Solver(artifact).domain_policy == "reject"
+    assert kd_edge.Solver(artifact, out_of_domain="flag").domain_policy == "flag"
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(out_of_domain="wrap"), ValueError, "unknown out_of_domain 'wrap'; valid: flag, clamp, reject"),
+    (dict(check_outputs=1), TypeError, "check_outputs must be True or False"),
+    (dict(input_bounds=[(0, 1)]), ValueError, r"input_bounds must be 2 \(lower, upper\) pairs"),
+    (dict(input_bounds=[(0, 1), (2, 1)]), ValueError, "lower <= upper"),
+    (dict(input_bounds=[(0, 1), (0, float("nan"))]), ValueError, "finite"),
+])
+def test_compile_refuses_bad_policy_arguments(boxed, tmp_path, kwargs, error, message):
+    model, _ = boxed
+    with pytest.raises(error, match=message):
+        kd_edge.compile(model, torch.zeros(3, 2), tmp_path / "a", **kwargs)
+
+
+def test_policies_needing_a_domain_are_refused_without_one(compiled, tmp_path):
+    model, artifact = compiled()  # an MLP built without bounds records no domain
+    assert kd_edge.Artifact(str(artifact)).info["lower"] == []
+    with pytest.raises(ValueError, match="needs the training domain, which this artifact does not record"):
+        kd_edge.Solver(artifact, out_of_domain="clamp")
+    with pytest.raises(ValueError, match="needs input_bounds"):
+        kd_edge.compile(model, torch.zeros(3, 2), tmp_path / "a", out_of_domain="clamp")
+    bounded = kd_edge.compile(model, torch.zeros(3, 2), tmp_path / "b", input_bounds=[(0, 1), (0, 1)])
+    assert kd_edge.Solver(bounded, out_of_domain="reject").domain_policy == "reject"
+    with pytest.raises(ValueError, match='out_of_domain must be "flag", "clamp" or "reject", got "nope"'):
+        kd_edge.Solver(artifact, out_of_domain="nope")
+
+
+def test_non_finite_output_is_refused_unless_the_check_is_off(tmp_path):
+    model = MLP(1, 1, 8, 1).eval()
+    with torch.no_grad():
+        model.net[-1].weight.fill_(3e38)  # 8 x 3e38 overflows float32
+    artifact = kd_edge.compile(model, torch.zeros(3, 1), tmp_path / "overflow", output_names=["u"])
+    with pytest.raises(RuntimeError, match=r"output point 0 is non-finite in column 0 \(u\) although its input is finite"):
+        kd_edge.Solver(artifact).predict(np.full((3, 1), 0.5, np.float32))
+    y = kd_edge.Solver(artifact, check_outputs=False).predict(np.full((3, 1), 0.5, np.float32))
+    assert np.isinf(y).all()
+
+
+def test_predict_writes_into_a_caller_array(boxed):
+    model, artifact = boxed
+    solver = kd_edge.Solver(artifact, max_batch=64)
+    assert solver.max_batch == 64
+    x = np.random.default_rng(1).uniform(0, 1, size=(64, 2)).astype(np.float32)
+    out = np.full((64, 1), np.nan, np.float32)
+    assert solver.predict(x, out=out) is out
+    np.testing.assert_allclose(out, torch_predict(model, x), atol=1e-5)
+
+
+@pytest.mark.parametrize("out, error, message", [
+    (np.zeros((64, 1), np.float64), TypeError, r"out must be a C-contiguous float32 numpy array of shape \(64, 1\)"),
+    (np.zeros((64, 2), np.float32)[:, :1], TypeError, "C-contiguous"),
+    (np.zeros((63, 1), np.float32), ValueError, r"out has the wrong shape; expected \(64, 1\)"),
+    (np.zeros(64, np.float32), ValueError, "wrong shape"),
+    ([[0.0]] * 64, TypeError, "numpy array"),
+])
+def test_bad_output_arrays_are_refused(boxed, out, error, message):
+    _, artifact = boxed
+    with pytest.raises(error, match=message):
+        kd_edge.Solver(artifact).predict(np.zeros((64, 2), np.float32), out=out)
+
+
+def test_read_only_output_is_refused(boxed):
+    _, artifact = boxed
+    out = np.zeros((4, 1), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        kd_edge.Solver(artifact).predict(np.zeros((4, 2), np.float32), out=out)
+
+
+def test_solvers_share_one_artifact_across_threads(boxed):
+    model, artifact = boxed
+    shared = kd_edge.Artifact(str(artifact))
+    x = np.random.default_rng(2).uniform(0, 1, size=(300, 2)).astype(np.float32)
+    expected = kd_edge.Solver(shared, threads=1).predict(x)
+    mismatches = []
+
+    def hammer():
+        solver = kd_edge.Solver(shared, threads=1)
+        out = np.empty_like(expected)
+        for _ in range(200):
+            solver.predict(x, out=out)
+            if not np.array_equal(out, expected):
+                mismatches.append(1)
+
+    workers = [threading.Thread(target=hammer) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not mismatches
+    del shared  # solvers keep the library loaded on their own
+    np.testing.assert_allclose(expected, torch_predict(model, x), atol=1e-5)
+
+
+def test_solver_refuses_a_non_path():
+    with pytest.raises(TypeError, match="artifact directory"):
+        kd_edge.Solver(42)
