@@ -49,8 +49,9 @@ test-sanitize: test-asan test-tsan
 
 test: test-cpp test-py test-sanitize
 
+# The shipped Burgers models through compile, accuracy check, C++ control loop, benchmark and report.
 demo: build
-	$(PY) examples/demo.py
+	$(VENV)/bin/kd-edge run burgers
 
 # Latency of every model and backend in one run; writes build/bench/latency.{json,md,png}.
 bench: build

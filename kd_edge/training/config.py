@@ -62,8 +62,9 @@ def from_dict(cls, values: dict, where: str = "config"):
         if name == "network":
             value = from_dict(NetworkConfig, value, f"{where}.network")
         else:
-            default = fields[name].default
-            expected = type(default) if default is not dataclasses.MISSING else dict
+            f = fields[name]
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            expected = type(default)
             if expected is float and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -74,3 +75,18 @@ def from_dict(cls, values: dict, where: str = "config"):
 
 def to_dict(config) -> dict:
     return dataclasses.asdict(config)
+
+
+@dataclass
+class CompileConfig:
+    target: str = "host"           # host | x86-64-v3 (portable AVX2)
+    backend: str = "auto"          # auto | fused | vm
+    out_of_domain: str = "flag"    # the artifact's default policy: flag | clamp | reject
+
+
+@dataclass
+class BenchConfig:
+    seconds: float = 0.2           # time spent per (backend, batch size) measurement
+    batch_sizes: list = field(default_factory=lambda: [1, 64])  # plus the full reference grid
+    threads: int = 1               # threads for every backend (PyTorch, ONNX Runtime, kd-edge)
+    control_loop_seconds: float = 2.0  # the C++ control-loop example's run (0: skip it)

@@ -6,41 +6,78 @@ import tomllib
 from pathlib import Path
 
 import kd_edge.problems as problems
-from kd_edge.training.config import DistillConfig, TrainConfig, from_dict, to_dict
+from kd_edge.training.config import BenchConfig, CompileConfig, DistillConfig, TrainConfig, from_dict, to_dict
 from kd_edge.training.distill import distill, train_student_scratch
 from kd_edge.training.evaluate import evaluate
 from kd_edge.training.models import load_model, save_model
 from kd_edge.training.teacher import train_teacher
 
 STAGES = ("teacher", "student", "scratch")
-SECTIONS = {"problem", "coefficients", "teacher", "student"}
+SECTIONS = {"problem", "coefficients", "teacher", "student", "compile", "bench"}
 
 
-def load_config(path) -> dict:
-    """A problem's TOML: [coefficients] (optional), [teacher] (TrainConfig), [student] (DistillConfig)."""
+def parse_override(text: str) -> tuple[list[str], object]:
+    """"student.network.width=16" -> (["student", "network", "width"], 16). Values are TOML
+    (numbers, true/false, [lists], "strings"); a bare word is taken as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} must look like section.key=value")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return [part.strip() for part in key.split(".")], parsed
+
+
+def load_config(path, overrides=()) -> dict:
+    """A problem's TOML: [coefficients] (optional), [teacher] (TrainConfig), [student]
+    (DistillConfig), [compile] and [bench] (optional); `overrides` ("section.key=value") win."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training config at {path}")
     with open(path, "rb") as f:
-        raw = tomllib.load(f)
+        try:
+            raw = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: not valid TOML: {e}") from None
+    where = str(path) + (f" (with {', '.join(overrides)})" if overrides else "")
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] not in SECTIONS:
+            raise ValueError(f"{path}: override {text!r}: unknown section {keys[0]!r}; "
+                             f"valid: {', '.join(sorted(SECTIONS))}")
+        table = raw
+        for k in keys[:-1]:
+            table = table.setdefault(k, {})
+            if not isinstance(table, dict):
+                raise ValueError(f"{path}: override {text!r}: {k!r} is not a table")
+        table[keys[-1]] = value
     unknown = sorted(set(raw) - SECTIONS)
     if unknown:
-        raise ValueError(f"{path}: unknown section {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(SECTIONS))}")
+        raise ValueError(f"{where}: unknown section {', '.join(map(repr, unknown))}; valid: {', '.join(sorted(SECTIONS))}")
     for section in ("problem", "teacher", "student"):
         if section not in raw:
-            raise ValueError(f"{path}: missing {section!r}")
+            raise ValueError(f"{where}: missing {section!r}")
     problem = problems.get(raw["problem"], **raw.get("coefficients", {}))
     return {"problem": problem,
-            "teacher": from_dict(TrainConfig, raw["teacher"], f"{path}: [teacher]"),
-            "student": from_dict(DistillConfig, raw["student"], f"{path}: [student]")}
+            "teacher": from_dict(TrainConfig, raw["teacher"], f"{where}: [teacher]"),
+            "student": from_dict(DistillConfig, raw["student"], f"{where}: [student]"),
+            "compile": from_dict(CompileConfig, raw.get("compile", {}), f"{where}: [compile]"),
+            "bench": from_dict(BenchConfig, raw.get("bench", {}), f"{where}: [bench]")}
 
 
-def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True) -> dict:
+def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True, cfg=None) -> dict:
     """Train the requested stages (each resumes from its checkpoint in runs_dir; a stage whose
     model file exists is skipped), then measure every model and write metrics.json."""
-    cfg = load_config(config_path)
+    cfg = cfg or load_config(config_path)
     problem = cfg["problem"]
     out, runs = Path(models_dir) / problem.name, Path(runs_dir) / problem.name
+    return train_stages(cfg, out, runs, stages, progress)
+
+
+def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True) -> dict:
+    """The stages of run() for a loaded config, writing out/<stage>.pt and out/metrics.json."""
+    problem = cfg["problem"]
     files = {stage: out / f"{stage}.pt" for stage in STAGES}
     for stage in stages:
         if stage not in STAGES:

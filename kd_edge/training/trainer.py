@@ -209,8 +209,14 @@ class Trainer:
 
     def load(self):
         state = torch.load(self.checkpoint, weights_only=False)
-        if state["config"] != to_dict(self.config):
-            changed = sorted(k for k in state["config"] if state["config"][k] != to_dict(self.config).get(k))
+        old, new = state["config"], to_dict(self.config)
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed == ["lbfgs_steps"] and new["lbfgs_steps"] > old["lbfgs_steps"] and not self.extra_loss:
+            # A larger L-BFGS budget for a teacher continues the run where it stopped. (Distillation
+            # schedules depend on the total budget, so students start again.)
+            tqdm.write(f"{self.checkpoint}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']} "
+                       f"steps; continuing from step {state['step']}")
+        elif changed:
             raise ValueError(f"{self.checkpoint} was made with a different config (changed: {', '.join(changed)}); "
                              f"delete it to start again")
         self.model.load_state_dict(state["model"])

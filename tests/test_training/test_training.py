@@ -146,6 +146,20 @@ def test_resume_refuses_a_checkpoint_of_another_config(burgers, tmp_path):
         train_teacher(burgers, changed, checkpoint=checkpoint, progress=False)
 
 
+def test_a_larger_lbfgs_budget_continues_a_finished_teacher(burgers, tmp_path):
+    checkpoint = tmp_path / "teacher.ckpt"
+    short = TrainConfig(network=NetworkConfig(width=8, depth=2), **TINY)
+    longer = TrainConfig(network=NetworkConfig(width=8, depth=2), **dict(TINY, lbfgs_steps=TINY["lbfgs_steps"] + 25))
+    train_teacher(burgers, short, checkpoint=checkpoint, progress=False)
+    before = torch.load(checkpoint, weights_only=False)["step"]
+    continued = train_teacher(burgers, longer, checkpoint=checkpoint, progress=False)
+    state = torch.load(checkpoint, weights_only=False)
+    assert before < state["step"] <= before + 25 and state["config"]["lbfgs_steps"] == longer.lbfgs_steps
+    straight = train_teacher(burgers, longer, progress=False)  # the same budget in one run
+    for a, b in zip(continued.state_dict().values(), straight.state_dict().values()):
+        assert torch.allclose(a, b, rtol=0, atol=1e-5)
+
+
 def test_periodic_network_is_periodic_in_training_units():
     p = problems.get("allen_cahn")
     model = build_network(p, NetworkConfig(width=8, depth=2, periodic={"x": 2.0}, fourier_features=3))

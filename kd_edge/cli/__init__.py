@@ -1,0 +1,127 @@
+"""The kd-edge command line: `kd-edge run burgers` takes a problem from training to a report.
+
+    kd-edge problems                       list the problems
+    kd-edge train PROBLEM                  train the teacher (into --out, never over models/)
+    kd-edge distill PROBLEM                distilled student and the from-scratch control
+    kd-edge compile PROBLEM                the student -> artifact directory
+    kd-edge bench PROBLEM                  latency of every backend
+    kd-edge report PROBLEM [PROBLEM...]    HTML report per problem, and one across problems
+    kd-edge run PROBLEM [--retrain]        all of the above; stages already up to date are skipped
+
+Every command runs the stages before its own that are not up to date. Models come from the shipped
+models/PROBLEM/ unless --retrain (train/distill imply it). Configs: training/configs/PROBLEM.toml
+or --config; --set section.key=value overrides any value (e.g. --set teacher.adam_steps=500).
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+LAST_STAGE = {"train": "teacher", "distill": "scratch", "compile": "compile", "bench": "bench", "report": "report",
+              "run": "report"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kd-edge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("problems", help="list the problems")
+    for name, what in [("train", "train the teacher"), ("distill", "train the distilled and scratch students"),
+                       ("compile", "compile the student"), ("bench", "measure latency"),
+                       ("report", "write the HTML report(s)"), ("run", "every stage, skipping those up to date")]:
+        c = sub.add_parser(name, help=what)
+        c.add_argument("problems", nargs="+" if name == "report" else 1, metavar="PROBLEM")
+        c.add_argument("--config", help="TOML config (default training/configs/PROBLEM.toml)")
+        c.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a config value; repeatable")
+        c.add_argument("--out", help="output directory (default build/kd-edge/PROBLEM)")
+        c.add_argument("--retrain", action="store_true", help="train every model instead of using models/PROBLEM")
+        c.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name == "report":
+            c.add_argument("--readme", help="also write the KD-PINN table into this README (between kd-pinn markers) "
+                                            "and its pictures into docs/")
+    return p
+
+
+def print_problems():
+    import kd_edge.problems as problems
+
+    for name in problems.names():
+        p = problems.get(name)
+        box = ", ".join(f"{i} in [{lo:g}, {hi:g}]" for i, lo, hi in zip(p.inputs, p.lower, p.upper))
+        print(f"{name:<28} {', '.join(p.outputs)}({', '.join(p.inputs)}): {box}")
+
+
+def print_summary(run, log):
+    """One screen: what ran, what was skipped, and the numbers that matter."""
+    print(f"\n{run.problem.name}: " + ", ".join(f"{stage} {status}" + (f" ({sec:.0f} s)" if status == "ran" else "")
+                                             for stage, status, sec in log))
+    out = run.out
+    metrics_file = run.models / "metrics.json"
+    if metrics_file.exists():
+        m = json.loads(metrics_file.read_text())
+        parts = [f"{k} {m[k]['rel_l2']:.2e}" for k in ("teacher", "student", "scratch") if k in m]
+        print("relative L2 on the reference grid: " + ", ".join(parts))
+    if (out / "accuracy.json").exists():
+        a = json.loads((out / "accuracy.json").read_text())
+        print(f"compiled student: relative L2 {a['compiled']['rel_l2']:.2e}, max |compiled - PyTorch| "
+              f"{a['max_abs_vs_pytorch']:.1e}")
+    if (out / "bench.json").exists():
+        rows = json.loads((out / "bench.json").read_text())["rows"]
+        by = {(r["backend"], "grid" if r["grid"] else r["n"]): r["median_us"] for r in rows}
+        cpp1, grid = by.get(("student_kd_edge_cpp", 1)), by.get(("student_kd_edge_cpp", "grid"))
+        teacher, ort = by.get(("teacher_pytorch", "grid")), by.get(("student_onnxruntime", "grid"))
+        if cpp1 and grid:
+            print(f"latency: C++ {cpp1:.2f} us for 1 point, {grid:.0f} us for the grid "
+                  f"({teacher / grid:.1f}x faster than the PyTorch teacher, {ort / grid:.1f}x than ONNX Runtime)")
+    if (out / "report.html").exists():
+        print(f"report: {out / 'report.html'}")
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "problems":
+        print_problems()
+        return 0
+    from kd_edge.cli.stages import Run
+
+    retrain = args.retrain or args.command in ("train", "distill")
+    runs = []
+    try:
+        for problem in args.problems:
+            out = args.out if len(args.problems) == 1 else (Path(args.out) / problem if args.out else None)
+            run = Run(problem, out, args.config, args.overrides, retrain, progress=not args.quiet)
+            log = run.execute(LAST_STAGE[args.command])
+            print_summary(run, log)
+            runs.append(run)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"kd-edge: {e}", file=sys.stderr)
+        return 2
+    if args.command == "report":
+        summaries = [json.loads((r.out / "summary.json").read_text()) for r in runs]
+        if len(runs) > 1:
+            from kd_edge.report import write_index
+
+            root = Path(args.out) if args.out else runs[0].out.parent
+            print(f"\nreport across problems: {write_index(root / 'report.html', summaries)}")
+        if args.readme:
+            write_readme(Path(args.readme), runs, summaries, argv if argv is not None else sys.argv[1:])
+    return 0
+
+
+def write_readme(readme: Path, runs, summaries, argv):
+    from kd_edge.report.figures import accuracy_vs_latency
+    from kd_edge.report.html import latency_points
+    from kd_edge.report.markdown import update_readme
+
+    update_readme(readme, summaries, "kd-edge " + " ".join(argv))
+    docs = readme.parent / "docs"
+    docs.mkdir(exist_ok=True)
+    points = [p for s in summaries for p in latency_points(s, with_problem=True)]
+    (docs / "accuracy_vs_latency.png").write_bytes(accuracy_vs_latency(points, "every model and backend"))
+    (docs / f"fields_{runs[0].problem.name}.png").write_bytes((runs[0].out / "fields.png").read_bytes())
+    print(f"updated {readme} and its pictures in {docs}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""`kd-edge run PROBLEM`: every stage from training to the report, each skipped when its output
+is up to date (a SHA-256 of its inputs' contents and its config, kept in <out>/stamps.json)."""
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+import kd_edge
+from kd_edge.measure.latency import tool
+from kd_edge.training.config import to_dict
+from kd_edge.training.pipeline import STAGES as TRAIN_STAGES
+from kd_edge.training.pipeline import load_config, train_stages, write_metrics
+
+ROOT = Path(kd_edge.__file__).resolve().parent.parent  # the repository (editable install)
+STAGES = ("teacher", "student", "scratch", "compile", "verify", "control_loop", "bench", "report")
+
+
+def file_hash(path: Path) -> str:
+    path = Path(path)
+    if path.is_dir():
+        return hashlib.sha256("".join(file_hash(p) for p in sorted(path.iterdir()) if p.is_file()).encode()).hexdigest()
+    return kd_edge._runtime.sha256_file(str(path))
+
+
+def code_hash(*packages: str) -> str:
+    """Hash of the Python sources of kd_edge subpackages/modules, so that a changed compiler or
+    report reruns its stage. (Training stages hash only their config: retraining for hours on
+    every code edit would help nobody; delete the models to force it.)"""
+    base = Path(kd_edge.__file__).resolve().parent
+    files = sorted(f for p in packages for f in ((base / p).rglob("*.py") if (base / p).is_dir() else [base / f"{p}.py"]))
+    return stamp([file_hash(f) for f in files])
+
+
+def stamp(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tool_or_none():
+    path = tool("kd-edge-control-loop")
+    return Path(path) if path else Path(kd_edge.__file__)
+
+
+class Run:
+    """One problem's pipeline in `out`: models (shipped, or trained into out/models), artifact,
+    accuracy.json, control_loop.txt, bench.json, report.html and summary.json."""
+
+    def __init__(self, problem: str, out=None, config=None, overrides=(), retrain=False, progress=True):
+        self.config_path = Path(config) if config else ROOT / "training" / "configs" / f"{problem}.toml"
+        if not self.config_path.is_file():
+            known = sorted(p.stem for p in (ROOT / "training" / "configs").glob("*.toml"))
+            raise FileNotFoundError(f"no config {self.config_path} for {problem!r}; configs exist for: {', '.join(known)}")
+        self.cfg = load_config(self.config_path, overrides)
+        self.problem = self.cfg["problem"]
+        if self.problem.name != problem:
+            raise ValueError(f"{self.config_path} is for problem {self.problem.name!r}, not {problem!r}")
+        self.out = Path(out) if out else ROOT / "build" / "kd-edge" / problem
+        self.out.mkdir(parents=True, exist_ok=True)
+        shipped = ROOT / "models" / problem
+        # Shipped models match the shipped config only: another config, or overrides of what
+        # trains them, means training.
+        training_changed = config is not None or any(o.split(".")[0].strip() in ("teacher", "student", "coefficients")
+                                                     for o in overrides)
+        self.retrain = retrain or training_changed or not all((shipped / f"{s}.pt").exists() for s in TRAIN_STAGES)
+        self.models = self.out / "models" if self.retrain else shipped
+        self.progress = progress
+        self.stamps_path = self.out / "stamps.json"
+        self.stamps = json.loads(self.stamps_path.read_text()) if self.stamps_path.exists() else {}
+        self.log = []  # (stage, "ran" | "skipped" | "shipped", seconds)
+
+    # --- stage bookkeeping -------------------------------------------------------
+    def model_file(self, stage):
+        return self.models / f"{stage}.pt"
+
+    def inputs(self, stage) -> list:
+        c = {k: to_dict(v) for k, v in self.cfg.items() if k != "problem"}
+        problem = [self.problem.name, self.problem.coefficients]
+        m = lambda s: file_hash(self.model_file(s))  # noqa: E731
+        artifact = lambda: file_hash(self.out / "artifact" / "manifest.json")  # noqa: E731 (holds the library's sha)
+        return {
+            "teacher": lambda: [problem, c["teacher"]],
+            "student": lambda: [problem, c["student"], m("teacher")],
+            "scratch": lambda: [problem, c["student"]],
+            "compile": lambda: [m("student"), c["compile"], code_hash("compiler")],
+            "verify": lambda: [problem, m("student"), artifact(), code_hash("measure")],
+            "control_loop": lambda: [artifact(), c["bench"]["control_loop_seconds"], file_hash(tool_or_none())],
+            "bench": lambda: [m("teacher"), artifact(), c["bench"], code_hash("measure")],
+            "report": lambda: [m(s) for s in TRAIN_STAGES] + [file_hash(self.out / f) for f in
+                                                             ("accuracy.json", "control_loop.txt", "bench.json")]
+            + [code_hash("report", "cli/stages")],
+        }[stage]()
+
+    def outputs(self, stage) -> list[Path]:
+        return {"compile": [self.out / "artifact" / "manifest.json"], "verify": [self.out / "accuracy.json"],
+                "control_loop": [self.out / "control_loop.txt"], "bench": [self.out / "bench.json"],
+                "report": [self.out / "report.html", self.out / "summary.json", self.out / "fields.png"]}.get(stage, [self.model_file(stage)])
+
+    def execute(self, last: str = "report") -> list:
+        """Run the stages up to and including `last`, skipping those up to date."""
+        if last not in STAGES:
+            raise ValueError(f"unknown stage {last!r}; valid: {', '.join(STAGES)}")
+        for stage in STAGES[:STAGES.index(last) + 1]:
+            start = time.perf_counter()
+            if stage in TRAIN_STAGES and not self.retrain:
+                self.log.append((stage, "shipped", 0.0))
+                continue
+            key = stamp(stage, self.inputs(stage))
+            if self.stamps.get(stage) == key and all(p.exists() for p in self.outputs(stage)):
+                self.log.append((stage, "skipped", 0.0))
+                continue
+            print(f"== {self.problem.name}: {stage}", flush=True)
+            getattr(self, f"stage_{stage}")()
+            self.stamps[stage] = key
+            self.stamps_path.write_text(json.dumps(self.stamps, indent=2) + "\n")
+            self.log.append((stage, "ran", time.perf_counter() - start))
+        return self.log
+
+    # --- the stages --------------------------------------------------------------
+    def train(self, stage):
+        # The stamp changed (or the file is missing): a stale model or checkpoint must not be reused.
+        self.model_file(stage).unlink(missing_ok=True)
+        (self.out / "checkpoints" / self.problem.name / f"{stage}.ckpt").unlink(missing_ok=True)
+        train_stages(self.cfg, self.models, self.out / "checkpoints" / self.problem.name, (stage,), self.progress)
+
+    def stage_teacher(self):
+        self.train("teacher")
+
+    def stage_student(self):
+        self.train("student")
+
+    def stage_scratch(self):
+        self.train("scratch")
+
+    def load(self, kind):
+        return kd_edge.load_model(self.model_file(kind), problem=self.problem.name, kind=kind)
+
+    def stage_compile(self):
+        c = self.cfg["compile"]
+        student = self.load("student")
+        kd_edge.compile(student, torch.zeros(4, len(self.problem.inputs)), self.out / "artifact", target=c.target,
+                        backend=c.backend, input_names=self.problem.inputs, output_names=self.problem.outputs,
+                        out_of_domain=c.out_of_domain)
+
+    def stage_verify(self):
+        from kd_edge.measure import verify_artifact
+
+        result = verify_artifact(self.problem, self.load("student"), self.out / "artifact")
+        (self.out / "accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+
+    def stage_control_loop(self):
+        seconds = self.cfg["bench"].control_loop_seconds
+        loop = tool("kd-edge-control-loop")
+        if seconds <= 0:
+            text = "skipped (bench.control_loop_seconds = 0)"
+        elif loop is None:
+            raise FileNotFoundError("kd-edge-control-loop is not installed beside this Python or on PATH (make build)")
+        else:
+            text = subprocess.run([loop, str(self.out / "artifact"), "--rate", "1000", "--seconds", str(seconds)],
+                                  check=True, capture_output=True, text=True).stdout
+        (self.out / "control_loop.txt").write_text(text)
+
+    def stage_bench(self):
+        from kd_edge.measure import measure_latency
+
+        b = self.cfg["bench"]
+        rows = measure_latency(self.problem, self.load("teacher"), self.load("student"), self.out / "artifact",
+                               b.batch_sizes, b.threads, b.seconds, self.progress)
+        (self.out / "bench.json").write_text(json.dumps({"threads": b.threads, "rows": rows}, indent=2) + "\n")
+
+    def summary(self) -> dict:
+        metrics_file = self.models / "metrics.json"
+        metrics = (json.loads(metrics_file.read_text()) if metrics_file.exists() and not self.retrain
+                   else write_metrics(self.problem, self.models))
+        manifest = json.loads((self.out / "artifact" / "manifest.json").read_text())
+        bench = json.loads((self.out / "bench.json").read_text()) if (self.out / "bench.json").exists() else {}
+        return {"problem": self.problem.name, "metrics": metrics,
+                "models": f"trained by this run in {self.models}" if self.retrain else f"shipped, {self.models}",
+                "artifact": str(self.out / "artifact"), "runtime": manifest["runtime"]["kind"],
+                "target": manifest["target"].get("cpu", "?"),
+                "multiply_adds": manifest["runtime"].get("multiply_adds"),
+                "accuracy": json.loads((self.out / "accuracy.json").read_text()),
+                "bench": bench.get("rows", []), "bench_threads": bench.get("threads", 1),
+                "control_loop": (self.out / "control_loop.txt").read_text()}
+
+    def stage_report(self):
+        from kd_edge.report import write_problem_report
+        from kd_edge.report.figures import fields, training_curves
+
+        summary = self.summary()
+        models = {kind: self.load(kind) for kind in TRAIN_STAGES}
+        figures = {"fields": fields(self.problem, models["teacher"], models["student"]),
+                   "training": training_curves(models)}
+        write_problem_report(self.out / "report.html", summary, figures)
+        (self.out / "fields.png").write_bytes(figures["fields"])
+        (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

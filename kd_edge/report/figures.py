@@ -1,0 +1,106 @@
+"""The report's figures, each returned as PNG bytes (matplotlib, Agg backend)."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kd_edge.training.evaluate import predict  # noqa: E402
+
+LABELS = {"teacher_pytorch": "teacher, PyTorch", "student_pytorch": "student, PyTorch",
+          "student_onnxruntime": "student, ONNX Runtime", "student_kd_edge_python": "student, kd-edge (Python)",
+          "student_kd_edge_cpp": "student, kd-edge (C++)"}
+
+
+def png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plane(problem):
+    """The 2-D slice of the reference grid the field plots show: (mask over grid rows, x axis, y axis,
+    title suffix). Problems with a third input (time) are shown at its last grid value."""
+    axes = problem.grid_axes()
+    points, _ = problem.reference_grid()
+    mask = np.ones(len(points), bool)
+    suffix = ""
+    for k in range(2, len(axes)):
+        mask &= np.isclose(points[:, k], axes[k][-1])
+        suffix += f", {problem.inputs[k]} = {axes[k][-1]:g}"
+    return mask, axes[0], axes[1], suffix
+
+
+def fields(problem, teacher, student) -> bytes:
+    """Per output: reference, teacher, student, |teacher - reference|, |student - reference|."""
+    points, reference = problem.reference_grid()
+    mask, ax0, ax1, suffix = plane(problem)
+    shape = (len(ax0), len(ax1))
+    predicted = {"teacher": predict(teacher, points[mask]), "student": predict(student, points[mask])}
+    n_out = len(problem.outputs)
+    fig, axes = plt.subplots(n_out, 5, figsize=(18, 3.4 * n_out), squeeze=False, layout="constrained")
+    extent = [ax1[0], ax1[-1], ax0[0], ax0[-1]]
+    for k, name in enumerate(problem.outputs):
+        ref = reference[mask][:, k]
+        panels = [("reference", ref), ("teacher", predicted["teacher"][:, k]), ("student", predicted["student"][:, k])]
+        lo, hi = ref.min(), ref.max()
+        for j, (title, values) in enumerate(panels):
+            if name in problem.gauge_outputs and title != "reference":
+                values = values - (values - ref).mean()  # defined up to a constant
+            im = axes[k, j].imshow(values.reshape(shape), origin="lower", aspect="auto", extent=extent,
+                                   vmin=lo, vmax=hi, cmap="viridis")
+            axes[k, j].set_title(f"{name}: {title}")
+            fig.colorbar(im, ax=axes[k, j])
+        for j, who in ((3, "teacher"), (4, "student")):
+            err = predicted[who][:, k] - ref
+            if name in problem.gauge_outputs:
+                err = err - err.mean()
+            im = axes[k, j].imshow(np.abs(err).reshape(shape), origin="lower", aspect="auto", extent=extent,
+                                   cmap="magma")
+            axes[k, j].set_title(f"|{who} - reference|")
+            fig.colorbar(im, ax=axes[k, j])
+        for a in axes[k]:
+            a.set_xlabel(problem.inputs[1])
+        axes[k, 0].set_ylabel(problem.inputs[0])
+    fig.suptitle(f"{problem.name}{suffix}")
+    return png(fig)
+
+
+def training_curves(models: dict) -> bytes:
+    """Loss (and monitored relative L2, where recorded) against step for each trained model."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    for name, model in models.items():
+        history = model.info.get("history") or []
+        steps = [h["step"] for h in history]
+        left.semilogy(steps, [h["loss"] for h in history], label=name)
+        monitored = [(h["step"], h["rel_l2"]) for h in history if "rel_l2" in h]
+        if monitored:
+            right.semilogy(*zip(*monitored), marker=".", label=name)
+    left.set(xlabel="step", ylabel="training loss", title="loss")
+    right.set(xlabel="step", ylabel="relative L2 (subsample)", title="error during training")
+    for a in (left, right):
+        a.grid(alpha=0.3)
+        a.legend()
+    return png(fig)
+
+
+def accuracy_vs_latency(points: list[dict], title: str) -> bytes:
+    """points: {label, latency_us, rel_l2, problem (optional)}: one marker per model and backend."""
+    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    markers = dict(zip(LABELS.values(), "osD^v"))
+    for p in points:
+        ax.scatter(p["latency_us"], p["rel_l2"], marker=markers.get(p["label"], "o"), s=50,
+                   label=p["label"] if "problem" not in p else None)
+        if "problem" in p:
+            ax.annotate(f"{p['problem']}\n{p['label']}", (p["latency_us"], p["rel_l2"]), fontsize=6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="latency on the full reference grid, median (us)", ylabel="relative L2 error", title=title)
+    ax.grid(alpha=0.3, which="both")
+    if not any("problem" in p for p in points):
+        ax.legend(fontsize=8)
+    return png(fig)

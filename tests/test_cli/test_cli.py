@@ -1,0 +1,143 @@
+"""The kd-edge command line end to end on a tiny config, stage skipping, and config errors."""
+
+import base64
+import io
+import json
+import re
+
+import matplotlib.image
+import pytest
+
+from kd_edge.cli import main
+
+TINY = """
+problem = "burgers"
+
+[teacher]
+adam_steps = 40
+lbfgs_steps = 10
+n_collocation = 256
+n_condition = 32
+resample_every = 20
+log_every = 10
+checkpoint_every = 20
+
+[teacher.network]
+width = 12
+depth = 2
+
+[student]
+adam_steps = 40
+lbfgs_steps = 10
+n_collocation = 256
+n_condition = 32
+n_distill = 128
+resample_every = 20
+log_every = 10
+checkpoint_every = 20
+
+[student.network]
+width = 6
+depth = 1
+
+[bench]
+seconds = 0.01
+batch_sizes = [1, 8]
+control_loop_seconds = 0.2
+"""
+
+
+def statuses(text: str) -> dict:
+    line = next(line for line in text.splitlines() if line.startswith("burgers: teacher"))
+    return dict(re.findall(r"(\w+) (ran|skipped|shipped)", line))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    (root / "tiny.toml").write_text(TINY)
+    return root / "tiny.toml", root / "out"
+
+
+def test_run_does_every_stage_then_skips_them_all(tiny, capsys):
+    config, out = tiny
+    assert main(["run", "burgers", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    first = capsys.readouterr().out
+    assert set(statuses(first).values()) == {"ran"} and len(statuses(first)) == 8, first
+    for name in ("models/teacher.pt", "models/student.pt", "models/scratch.pt", "artifact/manifest.json",
+                 "accuracy.json", "control_loop.txt", "bench.json", "report.html", "summary.json"):
+        assert (out / name).exists(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["metrics"]["student"]["rel_l2"] < 1.5  # trained, however briefly
+    assert summary["accuracy"]["max_abs_vs_pytorch"] < 1e-4
+    backends = {r["backend"] for r in summary["bench"] if r["grid"]}
+    assert {"teacher_pytorch", "student_onnxruntime", "student_kd_edge_cpp"} <= backends
+    assert "deadline misses" in (out / "control_loop.txt").read_text()
+
+    assert main(["run", "burgers", "--config", str(config), "--out", str(out), "--quiet"]) == 0
+    assert set(statuses(capsys.readouterr().out).values()) == {"skipped"}
+
+    # A bench setting changes the bench and the report only.
+    assert main(["bench", "burgers", "--config", str(config), "--out", str(out), "--quiet",
+                 "--set", "bench.seconds=0.02"]) == 0
+    changed = statuses(capsys.readouterr().out)
+    assert changed["bench"] == "ran" and changed["teacher"] == changed["compile"] == "skipped", changed
+
+
+def test_report_embeds_pictures_that_render(tiny):
+    _, out = tiny
+    html = (out / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 3  # fields and errors, training curves, accuracy vs latency
+    for data in images:
+        pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+        assert pixels.shape[0] > 200 and pixels.shape[1] > 400 and pixels.std() > 0.05
+    assert "KD-PINN table" in html and "deadline misses" in html
+
+
+def test_report_across_problems_links_each_and_charts_all(tiny, tmp_path):
+    from kd_edge.report import write_index
+
+    _, out = tiny
+    summary = json.loads((out / "summary.json").read_text())
+    other = dict(summary, problem="burgers_again")
+    html = write_index(tmp_path / "report.html", [summary, other]).read_text()
+    assert 'href="burgers/report.html"' in html and 'href="burgers_again/report.html"' in html
+    assert html.count("<tr>") == 3 and len(re.findall(r"data:image/png;base64", html)) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "teacher.adam_stepz=3"], r"unknown key 'adam_stepz'; valid keys: network, seed, adam_steps"),
+    (["--set", "teachr.adam_steps=3"], r"unknown section 'teachr'; valid: bench, coefficients, compile"),
+    (["--set", "teacher.adam_steps=many"], r"\[teacher\].adam_steps must be int, got 'many'"),
+    (["--set", "bench.seconds"], r"must look like section.key=value"),
+    (["--set", "compile.targett=host"], r"\[compile\]: unknown key 'targett'; valid keys: target, backend"),
+])
+def test_bad_overrides_name_file_key_and_expectation(tiny, tmp_path, capsys, args, message):
+    config, _ = tiny
+    assert main(["run", "burgers", "--config", str(config), "--out", str(tmp_path), "--quiet"] + args) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err), err
+    if "section.key" not in message:
+        assert str(config) in err
+
+
+def test_bad_config_files_are_named(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY.replace("depth = 1", "depth = 1\nwidht = 3"))
+    assert main(["compile", "burgers", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert re.search(rf"{re.escape(str(bad))}.*\[student\].network: unknown key 'widht'; valid keys: width",
+                     capsys.readouterr().err)
+    assert main(["run", "burgers", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "no config" in capsys.readouterr().err
+    assert main(["run", "heat_3d"]) == 2
+    assert "configs exist for: allen_cahn, black_scholes" in capsys.readouterr().err
+    bad.write_text("problem = 'burgers'\n[teacher\n")
+    assert main(["run", "burgers", "--config", str(bad)]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+
+
+def test_problems_lists_every_problem(capsys):
+    assert main(["problems"]) == 0
+    out = capsys.readouterr().out
+    assert "burgers" in out and "u, v, p(x, y, t)" in out
