@@ -1,18 +1,16 @@
 """Models, artifacts and peers for the latency benchmarks (one compile per session)."""
 
-import io
 import os
-import warnings
 from pathlib import Path
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")  # the pool size, fixed for the process
 
 import numpy as np  # noqa: E402
-import onnxruntime  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import kd_edge  # noqa: E402
+from kd_edge.measure import onnx_session  # noqa: E402
 from kd_edge.networks import MLP  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,17 +42,7 @@ class Case:
         width = self.student.arch["n_inputs"]
         self.artifact = kd_edge.compile(self.student, torch.zeros(4, width), tmp / name)
         self.solvers = {1: kd_edge.Solver(str(self.artifact), threads=1), 2: kd_edge.Solver(str(self.artifact))}
-        buffer = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter announces its own deprecation
-            torch.onnx.export(self.student, (torch.zeros(4, width),), buffer, input_names=["x"], output_names=["y"],
-                              dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
-        self.onnx = {}
-        for t in THREADS:
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = t
-            options.inter_op_num_threads = 1
-            self.onnx[t] = onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.onnx = {t: onnx_session(self.student, width, t) for t in THREADS}
 
     def points(self, n):
         return self.sample(n, np.random.default_rng(0))
