@@ -39,11 +39,6 @@ def stamp(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def tool_or_none():
-    path = tool("kd-edge-control-loop")
-    return Path(path) if path else Path(kd_edge.__file__)
-
-
 class Run:
     """One problem's pipeline in `out`: models (shipped, or trained into out/models), artifact,
     accuracy.json, control_loop.txt, bench.json, report.html and summary.json."""
@@ -86,7 +81,7 @@ class Run:
             "scratch": lambda: [problem, c["student"]],
             "compile": lambda: [m("student"), c["compile"], code_hash("compiler")],
             "verify": lambda: [problem, m("student"), artifact(), code_hash("measure")],
-            "control_loop": lambda: [artifact(), c["bench"]["control_loop_seconds"], file_hash(tool_or_none())],
+            "control_loop": lambda: [artifact(), c["bench"]["control_loop_seconds"], tool("kd-edge-control-loop")],
             "bench": lambda: [m("teacher"), artifact(), c["bench"], code_hash("measure")],
             "report": lambda: [m(s) for s in TRAIN_STAGES] + [file_hash(self.out / f) for f in
                                                              ("accuracy.json", "control_loop.txt", "bench.json")]
