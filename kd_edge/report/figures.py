@@ -89,18 +89,26 @@ def training_curves(models: dict) -> bytes:
 
 
 def accuracy_vs_latency(points: list[dict], title: str) -> bytes:
-    """points: {label, latency_us, rel_l2, problem (optional)}: one marker per model and backend."""
-    fig, ax = plt.subplots(figsize=(8, 4.8), layout="constrained")
+    """points: {label, latency_us, rel_l2, problem (optional)}. Marker: the model and backend;
+    colour: the problem (when points carry one)."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(9, 5), layout="constrained")
     markers = dict(zip(LABELS.values(), "osD^v"))
+    problems = sorted({p["problem"] for p in points if "problem" in p})
+    colours = {name: plt.cm.tab10(i % 10) for i, name in enumerate(problems)}
     for p in points:
-        ax.scatter(p["latency_us"], p["rel_l2"], marker=markers.get(p["label"], "o"), s=50,
-                   label=p["label"] if "problem" not in p else None)
-        if "problem" in p:
-            ax.annotate(f"{p['problem']}\n{p['label']}", (p["latency_us"], p["rel_l2"]), fontsize=6)
+        ax.scatter(p["latency_us"], p["rel_l2"], marker=markers.get(p["label"], "o"), s=55, alpha=0.85,
+                   color=colours.get(p.get("problem"), "C0"), edgecolor="black", linewidth=0.4)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set(xlabel="latency on the full reference grid, median (us)", ylabel="relative L2 error", title=title)
     ax.grid(alpha=0.3, which="both")
-    if not any("problem" in p for p in points):
-        ax.legend(fontsize=8)
+    used = [label for label in LABELS.values() if any(p["label"] == label for p in points)]
+    handles = [Line2D([], [], marker=markers[label], linestyle="", color="grey", label=label) for label in used]
+    first = ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model, backend")
+    if problems:
+        ax.add_artist(first)
+        ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=colours[n], label=n) for n in problems],
+                  fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0.0), title="problem")
     return png(fig)

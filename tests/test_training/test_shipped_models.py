@@ -45,3 +45,19 @@ def test_readme_shows_the_current_results_table():
     readme = (MODELS.parent / "README.md").read_text()
     shown = readme[readme.index(results.BEGIN) + len(results.BEGIN):readme.index(results.END)].strip()
     assert shown == results.table().strip(), "run: .venv/bin/python training/results.py --update-readme"
+
+
+def test_readme_kd_pinn_table_matches_the_shipped_models():
+    """The generated KD-PINN table at the top of the README: one row per shipped problem, with the
+    errors its metrics.json states (latencies are measurements and are not checked)."""
+    readme = (MODELS.parent / "README.md").read_text()
+    begin, end = readme.index("<!-- kd-pinn:begin"), readme.index("<!-- kd-pinn:end -->")
+    rows = [line.split("|")[1:-1] for line in readme[begin:end].splitlines()[3:]]
+    shipped = sorted(p.name for p in MODELS.iterdir() if (p / "metrics.json").exists())
+    assert sorted(r[0].strip() for r in rows) == shipped, "run: kd-edge report PROBLEMS... --readme README.md"
+    for row in rows:
+        metrics = json.loads((MODELS / row[0].strip() / "metrics.json").read_text())
+        cells = [float(c) for c in row[1:5]]
+        stated = [metrics["teacher"]["rmse"], metrics["teacher"]["rel_l2"], metrics["student"]["rmse"],
+                  metrics["student"]["rel_l2"]]
+        assert cells == pytest.approx(stated, rel=6e-3), row[0]
