@@ -1,5 +1,6 @@
-// Steady state allocates nothing and takes no lock: malloc and pthread_mutex_lock are counted
-// (alloc_counter.c) across 10,000 predict calls, from C++ and through the C API.
+// Steady state allocates nothing and takes no lock: malloc (any thread) and pthread_mutex_lock
+// (the calling thread) are counted (alloc_counter.c) across 10,000 predict calls, from C++ and
+// through the C API.
 //   test_no_alloc GOLDEN_DIR
 #include <chrono>
 #include <cstdio>
@@ -11,7 +12,7 @@
 #include "kd_edge/solver.hpp"
 
 extern "C" size_t kd_edge_test_allocations(void);
-extern "C" size_t kd_edge_test_locks(void);
+extern "C" size_t kd_edge_test_thread_locks(void);
 
 namespace {
 
@@ -22,7 +23,8 @@ struct Counts {
   std::size_t allocations, locks;
 };
 
-Counts now() { return {kd_edge_test_allocations(), kd_edge_test_locks()}; }
+// Allocations anywhere in the process; mutex locks by this (the calling) thread.
+Counts now() { return {kd_edge_test_allocations(), kd_edge_test_thread_locks()}; }
 
 template <typename F>
 void expect_quiet(const std::string& label, F&& call) {

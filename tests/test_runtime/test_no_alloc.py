@@ -1,8 +1,8 @@
 """Steady-state predict(x, out=y) from Python allocates nothing and takes no lock of its own.
 
-A subprocess runs with csrc/tests/alloc_counter.c preloaded, which counts every malloc and
-pthread_mutex_lock in the process (interpreter included) across 10,000 calls. Batches of 256
-points and more release the GIL, and CPython's GIL hand-off locks a mutex: those calls must
+A subprocess runs with csrc/tests/alloc_counter.c preloaded, which counts every malloc in the
+process (interpreter included) and every pthread_mutex_lock of the calling thread across 10,000
+calls. Batches of 256 points and more release the GIL, and CPython's GIL hand-off locks a mutex: those calls must
 lock exactly as often as time.sleep(0), which releases the GIL the same way and does nothing else."""
 
 import os
@@ -22,10 +22,10 @@ SCRIPT = textwrap.dedent("""
     import kd_edge
     counter = ctypes.CDLL(None)
     counter.kd_edge_test_allocations.restype = ctypes.c_size_t
-    counter.kd_edge_test_locks.restype = ctypes.c_size_t
+    counter.kd_edge_test_thread_locks.restype = ctypes.c_size_t
 
-    def counts():
-        return counter.kd_edge_test_allocations(), counter.kd_edge_test_locks()
+    def counts():  # allocations anywhere, locks by this thread
+        return counter.kd_edge_test_allocations(), counter.kd_edge_test_thread_locks()
 
     artifact, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     solver = kd_edge.Solver(artifact, threads=threads, max_batch=n)
