@@ -39,9 +39,10 @@ def main(out: Path) -> None:
             y.astype(np.float32).tofile(artifact / f"expected_{n}.f32")
             rows.append(f"{name} {n_in} {n_out} {n}")
     overflow = MLP(1, 1, width=8, depth=1).eval()
-    with torch.no_grad():
+    with torch.no_grad():  # every hidden unit is tanh(1) > 0: the sum 8 x 0.76 x 3e38 overflows
+        overflow.net[0].weight.zero_()
+        overflow.net[0].bias.fill_(1.0)
         overflow.net[-1].weight.fill_(3e38)
-        overflow.net[-1].bias.fill_(3e38)
     kd_edge.compile(overflow, torch.zeros(4, 1), out / "overflow")
     (out / "index.txt").write_text("\n".join(rows) + "\n")
     print(f"wrote {len(CASES)} golden artifacts to {out}")

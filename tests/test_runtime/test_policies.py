@@ -100,8 +100,10 @@ def test_policies_needing_a_domain_are_refused_without_one(compiled, tmp_path):
 
 def test_non_finite_output_is_refused_unless_the_check_is_off(tmp_path):
     model = MLP(1, 1, 8, 1).eval()
-    with torch.no_grad():
-        model.net[-1].weight.fill_(3e38)  # 8 x 3e38 overflows float32
+    with torch.no_grad():  # every hidden unit is tanh(1) > 0, so 8 x 3e38 x 0.76 overflows float32
+        model.net[0].weight.zero_()
+        model.net[0].bias.fill_(1.0)
+        model.net[-1].weight.fill_(3e38)
     artifact = kd_edge.compile(model, torch.zeros(3, 1), tmp_path / "overflow", output_names=["u"])
     with pytest.raises(RuntimeError, match=r"output point 0 is non-finite in column 0 \(u\) although its input is finite"):
         kd_edge.Solver(artifact).predict(np.full((3, 1), 0.5, np.float32))
