@@ -84,10 +84,10 @@ kd_edge::SolverOptions solver_options(int threads, std::size_t max_batch, const 
   o.max_batch = max_batch;
   if (!out_of_domain.is_none()) {
     const std::string name = py::cast<std::string>(out_of_domain);
-    for (auto p : {kd_edge::DomainPolicy::kFlag, kd_edge::DomainPolicy::kClamp, kd_edge::DomainPolicy::kReject})
-      if (name == kd_edge::domain_policy_name(p)) o.domain_policy = p;
-    if (!o.domain_policy)
+    kd_edge::DomainPolicy policy;
+    if (!kd_edge::domain_policy_from_name(name, &policy))
       throw py::value_error("out_of_domain must be \"flag\", \"clamp\" or \"reject\", got \"" + name + "\"");
+    o.domain_policy = policy;
   }
   if (!check_outputs.is_none()) o.check_outputs = py::cast<bool>(check_outputs);
   return o;

@@ -66,9 +66,10 @@ bool is_hex_digest(const std::string& s) {
 }
 
 DomainPolicy parse_policy(const std::string& name, const std::string& where) {
-  for (DomainPolicy p : {DomainPolicy::kFlag, DomainPolicy::kClamp, DomainPolicy::kReject})
-    if (name == domain_policy_name(p)) return p;
-  bad(where, "out_of_domain \"" + name + "\", expected \"flag\", \"clamp\" or \"reject\"");
+  DomainPolicy policy;
+  if (!domain_policy_from_name(name, &policy))
+    bad(where, "out_of_domain \"" + name + "\", expected \"flag\", \"clamp\" or \"reject\"");
+  return policy;
 }
 
 std::vector<float> number_list(const ffi::json::Array& values, const char* key, std::size_t size,
@@ -98,6 +99,16 @@ const char* domain_policy_name(DomainPolicy policy) noexcept {
     case DomainPolicy::kReject: return "reject";
   }
   return "?";
+}
+
+bool domain_policy_from_name(const std::string& name, DomainPolicy* policy) noexcept {
+  for (DomainPolicy p : {DomainPolicy::kFlag, DomainPolicy::kClamp, DomainPolicy::kReject}) {
+    if (name == domain_policy_name(p)) {
+      *policy = p;
+      return true;
+    }
+  }
+  return false;
 }
 
 ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {

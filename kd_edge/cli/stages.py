@@ -50,6 +50,13 @@ class Run:
             raise FileNotFoundError(f"no config {self.config_path} for {problem!r}; configs exist for: {', '.join(known)}")
         self.cfg = load_config(self.config_path, overrides)
         self.problem = self.cfg["problem"]
+        b = self.cfg["bench"]
+        if not b.batch_sizes or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in b.batch_sizes):
+            raise ValueError(f"{self.config_path}: [bench].batch_sizes must be a list of positive integers, "
+                             f"got {b.batch_sizes!r}")
+        if b.seconds <= 0 or b.threads < 1 or b.control_loop_seconds < 0:
+            raise ValueError(f"{self.config_path}: [bench] needs seconds > 0, threads >= 1 and control_loop_seconds "
+                             f">= 0, got {b.seconds}, {b.threads}, {b.control_loop_seconds}")
         if self.problem.name != problem:
             raise ValueError(f"{self.config_path} is for problem {self.problem.name!r}, not {problem!r}")
         self.out = Path(out) if out else ROOT / "build" / "kd-edge" / problem
@@ -107,7 +114,10 @@ class Run:
                 self.log.append((stage, "skipped", 0.0))
                 continue
             print(f"== {self.problem.name}: {stage}", flush=True)
-            getattr(self, f"stage_{stage}")()
+            if stage in TRAIN_STAGES:
+                self.train(stage)
+            else:
+                getattr(self, f"stage_{stage}")()
             self.stamps[stage] = key
             self.stamps_path.write_text(json.dumps(self.stamps, indent=2) + "\n")
             self.log.append((stage, "ran", time.perf_counter() - start))
@@ -119,15 +129,6 @@ class Run:
         self.model_file(stage).unlink(missing_ok=True)
         (self.out / "checkpoints" / self.problem.name / f"{stage}.ckpt").unlink(missing_ok=True)
         train_stages(self.cfg, self.models, self.out / "checkpoints" / self.problem.name, (stage,), self.progress)
-
-    def stage_teacher(self):
-        self.train("teacher")
-
-    def stage_student(self):
-        self.train("student")
-
-    def stage_scratch(self):
-        self.train("scratch")
 
     def load(self, kind):
         return kd_edge.load_model(self.model_file(kind), problem=self.problem.name, kind=kind)

@@ -66,10 +66,10 @@ def load_config(path, overrides=()) -> dict:
             "bench": from_dict(BenchConfig, raw.get("bench", {}), f"{where}: [bench]")}
 
 
-def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True, cfg=None) -> dict:
+def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True) -> dict:
     """Train the requested stages (each resumes from its checkpoint in runs_dir; a stage whose
     model file exists is skipped), then measure every model and write metrics.json."""
-    cfg = cfg or load_config(config_path)
+    cfg = load_config(config_path)
     problem = cfg["problem"]
     out, runs = Path(models_dir) / problem.name, Path(runs_dir) / problem.name
     return train_stages(cfg, out, runs, stages, progress)

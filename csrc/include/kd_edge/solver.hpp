@@ -148,4 +148,7 @@ std::string sha256_file(const std::string& path);
 // Name used in manifests and messages: "flag", "clamp", "reject".
 const char* domain_policy_name(DomainPolicy policy) noexcept;
 
+// The policy of that name; false if there is none.
+bool domain_policy_from_name(const std::string& name, DomainPolicy* policy) noexcept;
+
 }  // namespace kd_edge
