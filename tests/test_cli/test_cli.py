@@ -112,6 +112,8 @@ def test_report_across_problems_links_each_and_charts_all(tiny, tmp_path):
     (["--set", "teacher.adam_steps=many"], r"\[teacher\].adam_steps must be int, got 'many'"),
     (["--set", "bench.seconds"], r"must look like section.key=value"),
     (["--set", "compile.targett=host"], r"\[compile\]: unknown key 'targett'; valid keys: target, backend"),
+    (["--set", "bench.batch_sizes=[0, 8]"], r"\[bench\].batch_sizes must be a list of positive integers, got \[0, 8\]"),
+    (["--set", "bench.threads=0"], r"\[bench\] needs seconds > 0, threads >= 1"),
 ])
 def test_bad_overrides_name_file_key_and_expectation(tiny, tmp_path, capsys, args, message):
     config, _ = tiny
