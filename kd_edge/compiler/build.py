@@ -75,6 +75,8 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     backend: "fused" compiles a dense chain (linear layers with tanh/sin activations) into one
       kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
       "auto" (default) uses "fused" when the model is a dense chain.
+    input_names / output_names: column names (default: the problem's, for a model from
+      kd_edge.load_model, else x0, x1, ... and y0, ...).
     input_bounds: the training domain, (lower, upper) per input; default: the box a kd_edge MLP
       was built for, else none recorded. out_of_domain ("flag", "clamp" or "reject") and
       check_outputs (refuse non-finite outputs) are the runtime defaults the manifest records;
@@ -98,6 +100,10 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     domain = _domain(model, input_bounds, n_in)
     if domain is None and out_of_domain != "flag":
         raise ValueError(f"out_of_domain={out_of_domain!r} needs input_bounds (the model records no domain)")
+    problem = getattr(model, "problem", None)  # a kd_edge.load_model module knows its PDE's names
+    if problem is not None and len(problem.inputs) == n_in and len(problem.outputs) == n_out:
+        input_names = problem.inputs if input_names is None else input_names
+        output_names = problem.outputs if output_names is None else output_names
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
     spec = resolve_target(target)
