@@ -98,7 +98,8 @@ class Run:
     def outputs(self, stage) -> list[Path]:
         return {"compile": [self.out / "artifact" / "manifest.json"], "verify": [self.out / "accuracy.json"],
                 "control_loop": [self.out / "control_loop.txt"], "bench": [self.out / "bench.json"],
-                "report": [self.out / "report.html", self.out / "summary.json", self.out / "fields.png"]}.get(stage, [self.model_file(stage)])
+                "report": [self.out / "report.html", self.out / "summary.json", self.out / "fields.png"],
+                }.get(stage, [self.model_file(stage)])
 
     def execute(self, last: str = "report") -> list:
         """Run the stages up to and including `last`, skipping those up to date."""
@@ -115,7 +116,7 @@ class Run:
                 continue
             print(f"== {self.problem.name}: {stage}", flush=True)
             if stage in TRAIN_STAGES:
-                self.train(stage)
+                self.train(stage, key)
             else:
                 getattr(self, f"stage_{stage}")()
             self.stamps[stage] = key
@@ -124,11 +125,16 @@ class Run:
         return self.log
 
     # --- the stages --------------------------------------------------------------
-    def train(self, stage):
-        # The stamp changed (or the file is missing): a stale model or checkpoint must not be reused.
+    def train(self, stage, key):
+        """Train one model. An interrupted run with the same inputs resumes from its checkpoint;
+        a checkpoint made from other inputs (say, the student of an earlier teacher) is dropped."""
+        checkpoints = self.out / "checkpoints" / self.problem.name
+        if self.stamps.get(f"{stage}.started") != key:
+            (checkpoints / f"{stage}.ckpt").unlink(missing_ok=True)
         self.model_file(stage).unlink(missing_ok=True)
-        (self.out / "checkpoints" / self.problem.name / f"{stage}.ckpt").unlink(missing_ok=True)
-        train_stages(self.cfg, self.models, self.out / "checkpoints" / self.problem.name, (stage,), self.progress)
+        self.stamps[f"{stage}.started"] = key
+        self.stamps_path.write_text(json.dumps(self.stamps, indent=2) + "\n")
+        train_stages(self.cfg, self.models, checkpoints, (stage,), self.progress)
 
     def load(self, kind):
         return kd_edge.load_model(self.model_file(kind), problem=self.problem.name, kind=kind)
