@@ -1,3 +1,4 @@
+import contextlib
 import shutil
 import zlib
 
@@ -49,3 +50,32 @@ def private_registry(monkeypatch):
     import kd_edge.problems as problems
 
     monkeypatch.setattr(problems, "_REGISTRY", dict(problems._REGISTRY))
+
+
+class TrainingInterrupted(Exception):
+    """Raised by interrupt_training, standing for a killed run."""
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch):
+    """`with interrupt_training(step): train(...)`: training stops with TrainingInterrupted once it
+    has recorded a step >= `step` (the block expects that), like a run killed there."""
+    from kd_edge.training.trainer import Trainer
+
+    @contextlib.contextmanager
+    def interrupt(step):
+        original = Trainer.after_step
+
+        def crash(self, *args, **kwargs):
+            original(self, *args, **kwargs)
+            if self.step >= step:
+                raise TrainingInterrupted
+
+        monkeypatch.setattr(Trainer, "after_step", crash)
+        try:
+            with pytest.raises(TrainingInterrupted):
+                yield
+        finally:
+            monkeypatch.setattr(Trainer, "after_step", original)
+
+    return interrupt

@@ -84,24 +84,15 @@ def test_run_does_every_stage_then_skips_them_all(tiny, capsys):
     assert changed["bench"] == "ran" and changed["teacher"] == changed["compile"] == "skipped", changed
 
 
-def test_an_interrupted_training_stage_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch):
+def test_an_interrupted_training_stage_resumes_from_its_checkpoint(tiny, tmp_path, monkeypatch, interrupt_training):
     from kd_edge.cli.stages import Run
     from kd_edge.training.trainer import Trainer
 
     config, _ = tiny
-    original = Trainer.after_step
-
-    def crash(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        if self.step >= 30:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "after_step", crash)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupt_training(30):
         Run("burgers", tmp_path, config, progress=False).execute("teacher")
     checkpoint = tmp_path / "checkpoints" / "burgers" / "teacher.ckpt"
     assert checkpoint.exists()
-    monkeypatch.setattr(Trainer, "after_step", original)
     resumed_from = []
     load = Trainer.load
     monkeypatch.setattr(Trainer, "load", lambda self: (load(self), resumed_from.append(self.step)))

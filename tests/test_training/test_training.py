@@ -11,7 +11,6 @@ from kd_edge.training import (DistillConfig, NetworkConfig, TrainConfig, build_n
                               train_student_scratch, train_teacher)
 from kd_edge.training.distill import DistillationTerm
 from kd_edge.training.losses import gaussian_kl
-from kd_edge.training.trainer import Trainer
 
 TINY = dict(adam_steps=60, lbfgs_steps=20, n_collocation=256, n_condition=32, resample_every=20,
             weight_update_every=20, log_every=10, checkpoint_every=20)
@@ -81,47 +80,25 @@ def test_runs_are_reproducible(burgers):
         assert torch.equal(pa, pb)
 
 
-class Interrupted(Exception):
-    pass
-
-
 @pytest.mark.parametrize("stop_at", [30, 70], ids=["during-adam", "during-lbfgs"])
-def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, monkeypatch, stop_at):
+def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, interrupt_training, stop_at):
     config = TrainConfig(network=NetworkConfig(width=8, depth=2), **dict(TINY, checkpoint_every=10))
     uninterrupted = train_teacher(burgers, config, progress=False)
 
     checkpoint = tmp_path / "teacher.ckpt"
-    original = Trainer.after_step
-
-    def crash(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        if self.step >= stop_at:
-            raise Interrupted
-
-    monkeypatch.setattr(Trainer, "after_step", crash)
-    with pytest.raises(Interrupted):
+    with interrupt_training(stop_at):
         train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
-    monkeypatch.setattr(Trainer, "after_step", original)
     resumed = train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
     for pa, pb in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(pa, pb)
 
 
-def test_distillation_resumes_exactly(burgers, teacher, tmp_path, monkeypatch):
+def test_distillation_resumes_exactly(burgers, teacher, tmp_path, interrupt_training):
     config = DistillConfig(network=NetworkConfig(width=8, depth=2), n_distill=128, **dict(TINY, checkpoint_every=10))
     uninterrupted = distill(burgers, teacher, config, progress=False)
     checkpoint = tmp_path / "student.ckpt"
-    original = Trainer.after_step
-
-    def crash(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        if self.step >= 30:
-            raise Interrupted
-
-    monkeypatch.setattr(Trainer, "after_step", crash)
-    with pytest.raises(Interrupted):
+    with interrupt_training(30):
         distill(burgers, teacher, config, checkpoint=checkpoint, progress=False)
-    monkeypatch.setattr(Trainer, "after_step", original)
     resumed = distill(burgers, teacher, config, checkpoint=checkpoint, progress=False)
     for pa, pb in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(pa, pb)
