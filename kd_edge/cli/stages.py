@@ -174,7 +174,8 @@ class Run:
 
     def summary(self) -> dict:
         metrics_file = self.models / "metrics.json"
-        metrics = (json.loads(metrics_file.read_text()) if metrics_file.exists() and not self.retrain
+        # train_stages rewrites metrics.json after every training stage; evaluate only if it is missing
+        metrics = (json.loads(metrics_file.read_text()) if metrics_file.exists()
                    else write_metrics(self.problem, self.models))
         manifest = json.loads((self.out / "artifact" / "manifest.json").read_text())
         bench = json.loads((self.out / "bench.json").read_text()) if (self.out / "bench.json").exists() else {}
