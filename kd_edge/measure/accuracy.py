@@ -13,8 +13,8 @@ def verify_artifact(problem, model, artifact) -> dict:
     compiled = kd_edge.Solver(artifact, threads=1, out_of_domain="flag").predict(points.astype(np.float32))
     eager = predict(model, points)
     diff = float(np.abs(compiled.astype(np.float64) - eager).max())
-    return {"compiled": errors(problem, compiled.astype(np.float64), reference),
-            "pytorch": errors(problem, eager, reference),
+    return {"compiled": errors(problem, compiled.astype(np.float64), reference, points),
+            "pytorch": errors(problem, eager, reference, points),
             "max_abs_vs_pytorch": diff,
             "relative_vs_pytorch": diff / max(1.0, float(np.abs(eager).max())),
             "points": len(points)}

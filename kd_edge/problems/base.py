@@ -71,7 +71,8 @@ class Problem:
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     coefficients: dict  # the PDE's parameters, e.g. {"nu": 0.0032}
-    gauge_outputs: tuple[str, ...] = ()  # outputs defined only up to a constant (pressure)
+    gauge_outputs: tuple[str, ...] = ()  # outputs defined only up to a constant (pressure) ...
+    gauge_inputs: tuple[str, ...] = ()  # ... or up to a function of these inputs (t, in unsteady flow)
     reference_version = 1  # bump when a reference computation changes, to refresh caches
 
     # --- declared by each problem -------------------------------------------------

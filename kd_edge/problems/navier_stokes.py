@@ -1,5 +1,6 @@
 """2-D incompressible Navier-Stokes with analytic solutions: Kovasznay flow (steady) and
-Taylor-Green vortices (unsteady). Outputs (u, v, p); pressure is defined up to a constant."""
+Taylor-Green vortices (unsteady). Outputs (u, v, p); pressure is defined up to a constant (Kovasznay) or a function of time
+(Taylor-Green)."""
 
 import math
 
@@ -75,6 +76,7 @@ class TaylorGreenProblem(Problem):
     inputs = ("x", "y", "t")
     outputs = ("u", "v", "p")
     gauge_outputs = ("p",)
+    gauge_inputs = ("t",)  # only grad p enters the equations: p + c(t) solves them too
 
     def __init__(self, nu: float = 0.01, duration: float = 1.0):
         self.nu, self.T = float(nu), float(duration)

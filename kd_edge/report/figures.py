@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kd_edge.training.evaluate import predict  # noqa: E402
+from kd_edge.training.evaluate import predict, without_gauge  # noqa: E402
 
 LABELS = {"teacher_pytorch": "teacher, PyTorch", "student_pytorch": "student, PyTorch",
           "student_onnxruntime": "student, ONNX Runtime", "student_kd_edge_python": "student, kd-edge (Python)",
@@ -50,7 +50,7 @@ def fields(problem, teacher, student) -> bytes:
         lo, hi = ref.min(), ref.max()
         for j, (title, values) in enumerate(panels):
             if name in problem.gauge_outputs and title != "reference":
-                values = values - (values - ref).mean()  # defined up to a constant
+                values = ref + without_gauge(problem, points[mask], values - ref)  # defined up to a constant
             im = axes[k, j].imshow(values.reshape(shape), origin="lower", aspect="auto", extent=extent,
                                    vmin=lo, vmax=hi, cmap="viridis")
             axes[k, j].set_title(f"{name}: {title}")
@@ -58,7 +58,7 @@ def fields(problem, teacher, student) -> bytes:
         for j, who in ((3, "teacher"), (4, "student")):
             err = predicted[who][:, k] - ref
             if name in problem.gauge_outputs:
-                err = err - err.mean()
+                err = without_gauge(problem, points[mask], err)
             im = axes[k, j].imshow(np.abs(err).reshape(shape), origin="lower", aspect="auto", extent=extent,
                                    cmap="magma")
             axes[k, j].set_title(f"|{who} - reference|")

@@ -82,12 +82,13 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
     for stage in stages:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
-        if files[stage].exists():
+        previous = _continuable_teacher(files[stage], cfg["teacher"], problem) if stage == "teacher" else None
+        if files[stage].exists() and previous is None:
             continue
         start = time.time()
         checkpoint = runs / f"{stage}.ckpt"
         if stage == "teacher":
-            model, config = train_teacher(problem, cfg["teacher"], checkpoint, progress), cfg["teacher"]
+            model, config = train_teacher(problem, cfg["teacher"], checkpoint, progress, previous), cfg["teacher"]
         else:
             if not files["teacher"].exists():
                 raise FileNotFoundError(f"the {stage} stage needs {files['teacher']}: train the teacher first")
@@ -101,6 +102,21 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
         save_model(files[stage], model, stage, problem, to_dict(config), metrics, model.history)
         write_metrics(problem, out)  # after every stage, so a partial run's files agree
     return write_metrics(problem, out)
+
+
+def _continuable_teacher(path: Path, config, problem):
+    """The finished teacher at `path` if `config` only raises its L-BFGS budget (it then continues
+    from there), else None."""
+    if not path.exists():
+        return None
+    teacher = load_model(path, problem=problem.name, kind="teacher")
+    old, new = teacher.info["config"], to_dict(config)
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed == ["lbfgs_steps"] and new["lbfgs_steps"] > old["lbfgs_steps"]:
+        print(f"{path}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']}; continuing it "
+              f"(delete the students to distil them again from the new teacher)")
+        return teacher
+    return None
 
 
 def write_metrics(problem, out: Path) -> dict:

@@ -2,28 +2,41 @@
 
 import torch
 
-from kd_edge.training.config import TrainConfig
+from kd_edge.training.config import TrainConfig, to_dict
 from kd_edge.training.evaluate import monitor
 from kd_edge.training.models import build_network
 from kd_edge.training.trainer import Trainer
 
 
 def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, description="train",
-               progress=True, model=None):
-    """Physics-only training (plus an optional extra loss term); returns (model, history)."""
+               progress=True, model=None, start=None):
+    """Physics-only training (plus an optional extra loss term); returns (model, history).
+    start: (step, history) of a finished run whose weights `model` holds, to continue from."""
     torch.manual_seed(config.seed)
     model = model if model is not None else build_network(problem, config.network)
     trainer = Trainer(problem, model, config, extra_loss=extra_loss, evaluate=monitor(problem),
                       checkpoint=checkpoint, description=description, progress=progress)
+    if start is not None:
+        trainer.warm_start(*start)
     trainer.run()
     model.eval()
     return model, trainer.history
 
 
-def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True):
+def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True, start_from=None):
     """Train a teacher PINN on `problem` (PDE residual + initial/boundary conditions, no data).
+    start_from: a finished teacher (from load_model) whose config differs from `config` only by a
+    smaller L-BFGS budget; training continues from its weights with fresh L-BFGS history.
     Returns the trained module; its training history is on `.history`."""
+    start = None
+    if start_from is not None:
+        old = dict(start_from.info["config"])
+        new = to_dict(config)
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        if changed != ["lbfgs_steps"] or new["lbfgs_steps"] <= old["lbfgs_steps"]:
+            raise ValueError(f"a teacher continues only when its L-BFGS budget grows; changed: {', '.join(changed)}")
+        start = (old["adam_steps"] + old["lbfgs_steps"], list(start_from.info.get("history") or []))
     model, history = train_pinn(problem, config, checkpoint=checkpoint, description=f"{problem.name} teacher",
-                                progress=progress)
+                                progress=progress, model=start_from, start=start)
     model.history = history
     return model

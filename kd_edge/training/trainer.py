@@ -91,6 +91,12 @@ class Trainer:
             target = g_pde / max(_grad_norm(loss, self.params), 1e-12)
             self.weights[i] = float(np.clip(0.9 * self.weights[i] + 0.1 * target, 1.0, 1e4))
 
+    def warm_start(self, step: int, history: list):
+        """Continue a finished run from its weights (already in the model): fresh points and
+        L-BFGS history, the step count and log carried on. A checkpoint, if any, wins."""
+        self.step, self.history = step, list(history)
+        self.rng = np.random.default_rng([self.config.seed, step])  # not the first run's points again
+
     # --- loop --------------------------------------------------------------------
     def run(self):
         c = self.config

@@ -1,5 +1,6 @@
 """Configs refuse unknown or mistyped settings; model files rebuild, and refuse what they are not."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -90,3 +91,21 @@ def test_damaged_or_foreign_model_files_are_refused(model_file, tmp_path):
     torch.save(data, tmp_path / "future.pt")
     with pytest.raises(ValueError, match="model format 7, this kd-edge reads 1"):
         kd_edge.load_model(tmp_path / "future.pt")
+
+
+def test_pressure_is_compared_up_to_a_constant_or_a_function_of_time():
+    from kd_edge.training.evaluate import errors
+
+    rng = np.random.default_rng(0)
+    for name, offset in (("navier_stokes_kovasznay", lambda p: 0.7 + 0 * p[:, 0]),
+                         ("navier_stokes_taylor_green", lambda p: 3 * p[:, 2] ** 2 - 1)):
+        problem = problems.get(name)
+        points, reference = problem.reference_grid()
+        shifted = reference.copy()
+        shifted[:, 2] += offset(points)  # a gauge the equations cannot see: no error
+        assert errors(problem, shifted, reference, points)["rel_l2_p"] < 1e-12
+        shifted[:, 2] += 1e-3 * rng.standard_normal(len(points))  # a real error stays
+        assert errors(problem, shifted, reference, points)["rel_l2_p"] > 1e-3 * 0.5 / np.abs(reference[:, 2]).mean()
+        bad = reference.copy()
+        bad[:, 2] += points[:, 0]  # an offset varying in space is an error, even for Taylor-Green
+        assert errors(problem, bad, reference, points)["rel_l2_p"] > 0.1

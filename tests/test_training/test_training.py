@@ -137,6 +137,34 @@ def test_a_larger_lbfgs_budget_continues_a_finished_teacher(burgers, tmp_path):
         assert torch.allclose(a, b, rtol=0, atol=1e-5)
 
 
+def test_a_shipped_teacher_continues_from_its_model_file_when_its_budget_grows(burgers, tmp_path):
+    """No checkpoint left (a fresh clone): train_stages continues from models/<p>/teacher.pt."""
+    from kd_edge.training.config import DistillConfig
+    from kd_edge.training.models import load_model
+    from kd_edge.training.pipeline import train_stages
+
+    network = NetworkConfig(width=8, depth=2)
+    cfg = {"problem": burgers, "teacher": TrainConfig(network=network, **TINY),
+           "student": DistillConfig(network=network, **TINY)}
+    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)
+    first = load_model(tmp_path / "models" / "teacher.pt")
+    (tmp_path / "runs" / "teacher.ckpt").unlink()
+    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)  # same config: skipped
+    assert load_model(tmp_path / "models" / "teacher.pt").info["history"] == first.info["history"]
+
+    cfg["teacher"] = TrainConfig(network=network, **dict(TINY, lbfgs_steps=TINY["lbfgs_steps"] + 40))
+    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)
+    continued = load_model(tmp_path / "models" / "teacher.pt")
+    steps = [h["step"] for h in continued.info["history"]]
+    assert steps[:len(first.info["history"])] == [h["step"] for h in first.info["history"]]
+    assert first.info["history"][-1]["step"] < steps[-1] <= 120
+    assert continued.info["history"][-1]["loss"] < first.info["history"][-1]["loss"]
+
+    cfg["teacher"] = TrainConfig(network=network, **dict(TINY, lbfgs_steps=10))  # a smaller budget: not continued
+    with pytest.raises(ValueError, match="L-BFGS budget grows"):
+        train_teacher(burgers, cfg["teacher"], start_from=continued, progress=False)
+
+
 def test_periodic_network_is_periodic_in_training_units():
     p = problems.get("allen_cahn")
     model = build_network(p, NetworkConfig(width=8, depth=2, periodic={"x": 2.0}, fourier_features=3))
