@@ -144,7 +144,7 @@ class Run:
         student = self.load("student")
         kd_edge.compile(student, torch.zeros(4, len(self.problem.inputs)), self.out / "artifact", target=c.target,
                         backend=c.backend, input_names=self.problem.inputs, output_names=self.problem.outputs,
-                        out_of_domain=c.out_of_domain)
+                        out_of_domain=c.out_of_domain, tune_trials=c.tune_trials, progress=self.progress)
 
     def stage_verify(self):
         from kd_edge.measure import verify_artifact

@@ -67,7 +67,7 @@ def _import(model, example_input):
 
 def compile(model, example_input=None, out_dir=None, target: str = "host", input_names=None, output_names=None,
             backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
-            check_outputs: bool = True) -> Path:
+            check_outputs: bool = True, tune_trials: int = 0, progress: bool = True) -> Path:
     """Compile a model for the CPU and write an artifact directory; return its path.
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
@@ -81,12 +81,17 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
       was built for, else none recorded. out_of_domain ("flag", "clamp" or "reject") and
       check_outputs (refuse non-finite outputs) are the runtime defaults the manifest records;
       a Solver can override them.
+    tune_trials: 0 (default) compiles the fused kernel with its default knobs; N > 0 times up to
+      N variants of it on this CPU and keeps the fastest (kd_edge.compiler.tune; results are
+      cached per chain shape and target, so a second compile is instant). Needs a dense chain
+      and target="host". progress shows tuning progress.
     out_dir gets manifest.json and the shared library model.so.
     """
     import tvm
 
     from kd_edge.compiler.chain import NotADenseChain, extract_chain
-    from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, build_kernel_module, simd_lanes
+    from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes
+    from kd_edge.compiler.tune import tune_kernel
 
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
@@ -96,6 +101,10 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
         raise ValueError(f"unknown out_of_domain {out_of_domain!r}; valid: {', '.join(DOMAIN_POLICIES)}")
     if not isinstance(check_outputs, bool):
         raise TypeError(f"check_outputs must be True or False, got {check_outputs!r}")
+    if not isinstance(tune_trials, int) or isinstance(tune_trials, bool) or tune_trials < 0:
+        raise ValueError(f"tune_trials must be a non-negative integer, got {tune_trials!r}")
+    if tune_trials and backend == "vm":
+        raise ValueError("tune_trials tunes the fused kernel; backend='vm' has none")
     relax_module, n_in, n_out, source = _import(model, example_input)
     domain = _domain(model, input_bounds, n_in)
     if domain is None and out_of_domain != "flag":
@@ -114,11 +123,18 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
         except NotADenseChain as e:
             if backend == "fused":
                 raise ValueError(f"backend='fused' needs a dense chain, but {e}") from None
+            if tune_trials:
+                raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
     if layers is not None:
         lanes = simd_lanes(spec.features)
-        executable = tvm.compile(build_kernel_module(layers, lanes), target=tvm.target.Target(spec.tvm_target))
+        options, tuning = KernelOptions(), None
+        if tune_trials:
+            options, tuning = tune_kernel(layers, lanes, spec, tune_trials, progress)
+        executable = tvm.compile(build_kernel_module(layers, lanes, options),
+                                 target=tvm.target.Target(spec.tvm_target))
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
                    "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes,
+                   "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),
                    "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
                               for l in layers],
                    "multiply_adds": sum(l.multiply_adds for l in layers)}

@@ -3,17 +3,39 @@ across SIMD lanes, weights as immediates, intermediates in small local buffers; 
 and sin with measured error bounds (tests/test_compiler/test_kernel.py)."""
 
 import math
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 ENTRY = "kd_edge_chain"
-ACCUMULATORS = 2  # partial sums per unit: shorter FMA chains (4 added more instructions than it hid latency)
 PARALLEL_ENTRY = "kd_edge_chain_parallel"
+RECIPROCALS = ("divide", "newton")
 
-# tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 7.9053, +-1 beyond (Eigen's float rational approximation).
-_TANH_P = [4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-           -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16]
-_TANH_Q = [4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06]
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """The fused kernel's knobs; the defaults were fastest on the machines we measured, and
+    kd_edge.compile(..., tune_trials=N) times the others on the host (kd_edge.compiler.tune)."""
+
+    accumulators: int = 4  # partial sums per unit: independent FMA chains to hide FMA latency
+    reciprocal: str = "divide"  # tanh's 1/Q: "divide" (vdivps, its own unit) or "newton" (FMAs only)
+
+    def __post_init__(self):
+        if not (isinstance(self.accumulators, int) and 1 <= self.accumulators <= 8):
+            raise ValueError(f"accumulators must be an integer from 1 to 8, got {self.accumulators!r}")
+        if self.reciprocal not in RECIPROCALS:
+            raise ValueError(f"unknown reciprocal {self.reciprocal!r}; valid: {', '.join(RECIPROCALS)}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# tanh(x) ~ x P(x^2) / Q(x^2) on |x| <= 7.9053 (where tanh = 1 - 2.7e-7), +-1 beyond: a [9/6]
+# rational, fitted by iteratively reweighted least squares (near-minimax): 1.7e-7 in exact
+# arithmetic, ~5e-7 measured in float32 (Eigen's [13/6] takes two more FMAs for 3e-7).
+_TANH_P = [0.9999991530141654, 0.1270826273846543, 0.0026930730693729274, 7.147314687977382e-06,
+           -6.1339670009985525e-09]
+_TANH_Q = [1.0, 0.4604128525737343, 0.022834041532005786, 0.00019639624632312568]
 _TANH_CLAMP = 7.90531110763549805
 
 
@@ -37,18 +59,18 @@ def simd_lanes(features) -> int:
     return 16 if "avx512f" in features else 8 if "avx2" in features else 4
 
 
-def build_kernel_module(layers, lanes: int):
+def build_kernel_module(layers, lanes: int, options: KernelOptions = KernelOptions()):
     """An IRModule with the serial and the parallel kernel for `layers`.
 
     Both take X (n, d_in) and Y (n, d_out), float32 row-major, any n and any 4-byte alignment,
     and write Y = chain(X)."""
     import tvm
 
-    return tvm.IRModule({ENTRY: _kernel(layers, lanes, ENTRY, parallel=False),
-                         PARALLEL_ENTRY: _kernel(layers, lanes, PARALLEL_ENTRY, parallel=True)})
+    return tvm.IRModule({ENTRY: _kernel(layers, lanes, options, ENTRY, parallel=False),
+                         PARALLEL_ENTRY: _kernel(layers, lanes, options, PARALLEL_ENTRY, parallel=True)})
 
 
-def _kernel(layers, lanes: int, name: str, parallel: bool):
+def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: bool):
     import tvm
     from tvm import tirx
     from tvm.script.ir_builder import IRBuilder
@@ -82,7 +104,7 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                 return h, T.alloc_buffer((4, width), "float32", scope="local")
 
             def reciprocal(q, lane, scratch):
-                """1/q for q > 0 without a divide (vdivps is ~10x slower than an FMA): an
+                """1/q for q > 0 without a divide, in case the divider is the bottleneck: an
                 exponent-flip estimate (12% error) and three Newton steps (to 1 ulp)."""
                 T.buffer_store(scratch, q, [1, lane])
                 q = scratch[1, lane]
@@ -99,7 +121,7 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                 T.buffer_store(scratch, v * v, [1, lane])
                 s = scratch[1, lane]
                 T.buffer_store(scratch, v * horner(_TANH_P, s), [3, lane])
-                if not vector:  # one point: a divide has less latency than the Newton chain
+                if not vector or options.reciprocal == "divide":  # one point: less latency than Newton
                     return scratch[3, lane] / horner(_TANH_Q, s)
                 return scratch[3, lane] * reciprocal(horner(_TANH_Q, s), lane, scratch)
 
@@ -122,10 +144,10 @@ def _kernel(layers, lanes: int, name: str, parallel: bool):
                     T.buffer_store(h[0], X[index, k], [k, lane])
                 for i, layer in enumerate(layers, 1):
                     for j in range(layer.weight.shape[0]):
-                        partial = [c(layer.bias[j])] + [None] * (ACCUMULATORS - 1)
+                        partial = [c(layer.bias[j])] + [None] * (options.accumulators - 1)
                         for k in range(layer.weight.shape[1]):
                             term = c(layer.weight[j, k]) * h[i - 1][k, lane]
-                            a = k % ACCUMULATORS
+                            a = k % options.accumulators
                             partial[a] = term if partial[a] is None else partial[a] + term
                         live = [p for p in partial if p is not None]
                         while len(live) > 1:

@@ -11,16 +11,16 @@ import torch
 import kd_edge
 from kd_edge.compiler.chain import Layer, NotADenseChain, extract_chain
 from kd_edge.compiler.frontend import to_relax
-from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, build_kernel_module, simd_lanes
+from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes
 from kd_edge.compiler.target import resolve_target
 from kd_edge.networks import MLP
 
 
-def compiled_kernel(layers):
+def compiled_kernel(layers, options=KernelOptions()):
     import tvm
 
     spec = resolve_target("host")
-    return tvm.compile(build_kernel_module(layers, simd_lanes(spec.features)),
+    return tvm.compile(build_kernel_module(layers, simd_lanes(spec.features), options),
                        target=tvm.target.Target(dict(spec.tvm_target, **{"num-cores": 2})))
 
 
@@ -35,29 +35,34 @@ def run(lib, entry, x, d_out):
 @pytest.fixture(scope="module")
 def activation_kernels():
     # one unit per layer: y = act(x), identity readout, so the kernel's act is measured alone
-    return {act: compiled_kernel([Layer(np.ones((1, 1)), np.zeros(1), (act,)),
-                                  Layer(np.ones((1, 1)), np.zeros(1), ("identity",))])
-            for act in ("tanh", "sin")}
+    def unit(act, reciprocal):
+        return compiled_kernel([Layer(np.ones((1, 1)), np.zeros(1), (act,)),
+                                Layer(np.ones((1, 1)), np.zeros(1), ("identity",))], KernelOptions(reciprocal=reciprocal))
+    return {(act, r): unit(act, r) for act in ("tanh", "sin") for r in ("divide", "newton")}
 
 
 # The bounds stated in the README: max abs error against float64 over these ranges.
-@pytest.mark.parametrize("act, span, bound", [("tanh", 20.0, 4e-7), ("sin", 10.0, 3e-7), ("sin", 100.0, 6e-6)])
-def test_fast_math_error_bounds(activation_kernels, act, span, bound):
-    x = np.linspace(-span, span, 200_003, dtype=np.float32)[:, None]
+@pytest.mark.parametrize("reciprocal", ["divide", "newton"])
+@pytest.mark.parametrize("act, span, bound", [("tanh", 20.0, 5e-7), ("sin", 10.0, 3e-7), ("sin", 100.0, 6e-6)])
+def test_fast_math_error_bounds(activation_kernels, act, span, bound, reciprocal):
+    kernel = activation_kernels[act, reciprocal]
+    x = np.linspace(-span, span, 2_000_003, dtype=np.float32)[:, None]
     exact = getattr(np, act)(x.astype(np.float64))
     for entry in (ENTRY, PARALLEL_ENTRY):
-        err = np.abs(run(activation_kernels[act], entry, x, 1) - exact).max()
+        err = np.abs(run(kernel, entry, x, 1) - exact).max()
         assert err <= bound, f"{act} on [-{span}, {span}] via {entry}: {err:.2e}"
     # and the scalar tail (fewer points than one SIMD tile)
-    few = x[::40_000]
-    assert np.abs(run(activation_kernels[act], ENTRY, few, 1) - getattr(np, act)(few.astype(np.float64))).max() <= bound
+    few = x[::400_000]
+    assert np.abs(run(kernel, ENTRY, few, 1) - getattr(np, act)(few.astype(np.float64))).max() <= bound
 
 
-def test_serial_and_parallel_entries_agree_with_pytorch(monkeypatch):
+@pytest.mark.parametrize("options", [KernelOptions(), KernelOptions(1, "newton"), KernelOptions(3, "divide"),
+                                     KernelOptions(6, "newton")], ids=lambda o: f"{o.accumulators}-{o.reciprocal}")
+def test_serial_and_parallel_entries_agree_with_pytorch(monkeypatch, options):
     monkeypatch.setenv("TVM_NUM_THREADS", "2")
     torch.manual_seed(0)
     model = MLP(3, 2, 24, 3, "tanh", periodic={1: 2.0}, fourier_features=2).eval()
-    lib = compiled_kernel(extract_chain(to_relax(model, torch.zeros(3, 3))))
+    lib = compiled_kernel(extract_chain(to_relax(model, torch.zeros(3, 3))), options)
     for n in (1, 15, 16, 17, 5000, 25_600):
         x = np.random.default_rng(n).uniform(-2, 2, size=(n, 3)).astype(np.float32)
         with torch.no_grad():
