@@ -22,7 +22,9 @@ def test_shipped_model_measures_what_its_metrics_say(path):
     stated = json.loads((path.parent / "metrics.json").read_text())[path.stem]
     measured = evaluate(model.problem, model)
     for key in ("rel_l2", "rmse"):
-        assert measured[key] == pytest.approx(stated[key], rel=1e-6), key
+        # float32 evaluation: another CPU's matmul kernels round differently (seen: 5e-6 relative
+        # between an Intel and an AMD machine); a different model would differ by far more
+        assert measured[key] == pytest.approx(stated[key], rel=1e-4), key
     assert stated["multiply_adds"] == model.multiply_adds()
     assert model.info["config"]["seed"] == model.info["seed"] == 0
 
