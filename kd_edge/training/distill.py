@@ -30,6 +30,7 @@ class DistillationTerm:
             self.scale = teacher(probe).std(dim=0).clamp(min=1e-6)
         lower, upper = problem.bounds
         self.half_range = torch.tensor((upper - lower) / 2, dtype=torch.float32)
+        self.gauge = [problem.outputs.index(name) for name in problem.gauge_outputs]
         self.resample()
 
     def resample(self):
@@ -49,17 +50,29 @@ class DistillationTerm:
         if not c.match_derivatives:
             with torch.no_grad():
                 target = self.teacher(points)
-            kl = gaussian_kl(target, self.student(points), std)
+            kl = gaussian_kl(self.in_student_gauge(target, out := self.student(points)), out, std)
             return weight * kl, {"distill": kl.item()}
         points.requires_grad_(True)
         target, target_grads = self._with_gradients(self.teacher, points, create_graph=False)
         out, grads = self._with_gradients(self.student, points, create_graph=True)
-        kl = gaussian_kl(target.detach(), out, std)
+        kl = gaussian_kl(self.in_student_gauge(target.detach(), out), out, std)
         # derivatives w.r.t. inputs scaled to [-1, 1], in units of the output's std
         derivative = sum(gaussian_kl(tg.detach() * self.half_range, g * self.half_range, s.expand_as(self.half_range))
                          for tg, g, s in zip(target_grads, grads, std))
         total = kl + c.derivative_weight * derivative
         return weight * total, {"distill": kl.item(), "distill_derivative": derivative.item()}
+
+    def in_student_gauge(self, target, out):
+        """The teacher's outputs with those defined only up to a constant (pressure) shifted by
+        their mean gap to the student's: the teacher's arbitrary offset is not knowledge (on
+        Kovasznay it was 9 standard deviations of p, and matching it dominated the start of
+        training). The shift is detached, a fixed target like the rest."""
+        if not self.gauge:
+            return target
+        target = target.clone()
+        gap = (target[:, self.gauge] - out[:, self.gauge].detach()).mean(dim=0)
+        target[:, self.gauge] -= gap
+        return target
 
     @staticmethod
     def _with_gradients(model, points, create_graph):

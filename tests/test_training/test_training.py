@@ -65,6 +65,23 @@ def test_distillation_term_is_zero_when_student_equals_teacher(burgers, teacher)
     assert DistillationTerm(burgers, teacher, other, config)(0.5)[0].item() > 0
 
 
+@pytest.mark.parametrize("match_derivatives", [False, True])
+def test_distillation_ignores_the_teachers_pressure_offset(match_derivatives):
+    """Pressure is defined up to a constant: a student that differs from its teacher only by a
+    pressure offset has learnt everything; one offset in u has not."""
+    problem = problems.get("navier_stokes_kovasznay")
+    config = DistillConfig(network=NetworkConfig(width=8, depth=2), match_derivatives=match_derivatives,
+                           n_distill=128)
+    torch.manual_seed(0)
+    teacher = build_network(problem, config.network)
+    for column, expected_zero in ((problem.outputs.index("p"), True), (problem.outputs.index("u"), False)):
+        student = copy.deepcopy(teacher)
+        with torch.no_grad():
+            student.net[-1].bias[column] += 3.0
+        value = DistillationTerm(problem, teacher, student, config)(0.5)[0].item()
+        assert (value < 1e-10) if expected_zero else (value > 1.0), (column, value)
+
+
 def test_gaussian_kl_is_the_variance_scaled_squared_error():
     t, s = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.5, 2.0]])
     std = torch.tensor([0.5, 3.0])
