@@ -98,7 +98,10 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
                 model = distill(problem, teacher, config, checkpoint, progress)
             else:
                 model = train_student_scratch(problem, config, checkpoint, progress)
-        metrics = dict(evaluate(problem, model), train_seconds=round(time.time() - start, 1))
+        seconds = time.time() - start
+        if previous is not None:  # a continued teacher: the time of every run that made it
+            seconds += previous.info["metrics"].get("train_seconds") or 0
+        metrics = dict(evaluate(problem, model), train_seconds=round(seconds, 1))
         save_model(files[stage], model, stage, problem, to_dict(config), metrics, model.history)
         write_metrics(problem, out)  # after every stage, so a partial run's files agree
     return write_metrics(problem, out)
