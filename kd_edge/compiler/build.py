@@ -90,7 +90,8 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     import tvm
 
     from kd_edge.compiler.chain import NotADenseChain, extract_chain
-    from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes
+    from kd_edge.compiler.kernel import (ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes,
+                                         stack_bytes)
     from kd_edge.compiler.tune import tune_kernel
 
     if backend not in BACKENDS:
@@ -135,6 +136,7 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
                    "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes,
                    "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),
+                   "stack_bytes": stack_bytes(layers, lanes),
                    "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
                               for l in layers],
                    "multiply_adds": sum(l.multiply_adds for l in layers)}

@@ -1,5 +1,5 @@
 """One fused TIR kernel for a dense chain: every layer computed per tile of points, points
-across SIMD lanes, weights as immediates, intermediates in small local buffers; fast tanh
+across SIMD lanes, weights as immediates, intermediates in one-vector stack buffers; fast tanh
 and sin with measured error bounds (tests/test_compiler/test_kernel.py)."""
 
 import math
@@ -54,6 +54,12 @@ _TWO_PI_HI = float(np.float32(2 * math.pi))
 _TWO_PI_LO = 2 * math.pi - _TWO_PI_HI  # Cody-Waite: 2 pi = hi + lo, hi exact in float32
 
 
+def stack_bytes(layers, lanes: int) -> int:
+    """Stack the kernel's per-tile buffers take: a vector tile and a one-point tail of each."""
+    rows = int(layers[0].weight.shape[1]) + sum(int(layer.weight.shape[0]) for layer in layers) + 4
+    return rows * (lanes + 1) * 4
+
+
 def simd_lanes(features) -> int:
     """Points per vector register on a CPU with these /proc/cpuinfo features."""
     return 16 if "avx512f" in features else 8 if "avx2" in features else 4
@@ -97,56 +103,64 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
             Y = T.match_buffer(y, (n, d_out), "float32", align=4, offset_factor=1)
 
             def allocate(width):
-                """Per-tile registers (a buffer per layer and a scratch buffer), allocated inside
-                each loop so that parallel tiles share nothing."""
-                h = [T.alloc_buffer((d_in, width), "float32", scope="local")]
-                h += [T.alloc_buffer((layer.weight.shape[0], width), "float32", scope="local") for layer in layers]
-                return h, T.alloc_buffer((4, width), "float32", scope="local")
+                """Per-tile registers: one buffer of one vector per unit of each layer, and four
+                scratch vectors, allocated inside each loop so that parallel tiles share nothing.
+                TVM puts a "global" buffer under 1 KiB on the stack, where LLVM can keep it in a
+                register; a "local" or larger one becomes a heap workspace, allocated and freed
+                by calls on every kernel call (0.2 us at N = 1) and, in a parallel loop, on every
+                tile (which made two threads no faster than one)."""
+                h = [[T.alloc_buffer((width,), "float32", scope="global") for _ in range(d_in)]]
+                h += [[T.alloc_buffer((width,), "float32", scope="global") for _ in range(layer.weight.shape[0])]
+                      for layer in layers]
+                return h, [T.alloc_buffer((width,), "float32", scope="global") for _ in range(4)]
+
+            def store(rows, value, row, lane):
+                T.buffer_store(rows[row], value, [lane])
 
             def reciprocal(q, lane, scratch):
                 """1/q for q > 0 without a divide, in case the divider is the bottleneck: an
                 exponent-flip estimate (12% error) and three Newton steps (to 1 ulp)."""
-                T.buffer_store(scratch, q, [1, lane])
-                q = scratch[1, lane]
+                store(scratch, q, 1, lane)
+                q = scratch[1][lane]
                 r = tirx.reinterpret("float32", tirx.IntImm("int32", 0x7EF311C7) - tirx.reinterpret("int32", q))
                 for _ in range(3):
-                    T.buffer_store(scratch, r, [2, lane])
-                    r = scratch[2, lane]
+                    store(scratch, r, 2, lane)
+                    r = scratch[2][lane]
                     r = r * (c(2.0) - q * r)
                 return r
 
             def tanh(e, lane, vector, scratch):
-                T.buffer_store(scratch, tvm.te.max(tvm.te.min(e, c(_TANH_CLAMP)), c(-_TANH_CLAMP)), [0, lane])
-                v = scratch[0, lane]
-                T.buffer_store(scratch, v * v, [1, lane])
-                s = scratch[1, lane]
-                T.buffer_store(scratch, v * horner(_TANH_P, s), [3, lane])
+                store(scratch, tvm.te.max(tvm.te.min(e, c(_TANH_CLAMP)), c(-_TANH_CLAMP)), 0, lane)
+                v = scratch[0][lane]
+                store(scratch, v * v, 1, lane)
+                s = scratch[1][lane]
+                store(scratch, v * horner(_TANH_P, s), 3, lane)
                 if not vector or options.reciprocal == "divide":  # one point: less latency than Newton
-                    return scratch[3, lane] / horner(_TANH_Q, s)
-                return scratch[3, lane] * reciprocal(horner(_TANH_Q, s), lane, scratch)
+                    return scratch[3][lane] / horner(_TANH_Q, s)
+                return scratch[3][lane] * reciprocal(horner(_TANH_Q, s), lane, scratch)
 
             def sin(e, lane, scratch):
-                T.buffer_store(scratch, e, [0, lane])
-                v = scratch[0, lane]
+                store(scratch, e, 0, lane)
+                v = scratch[0][lane]
                 k = tvm.te.floor(v * c(1 / (2 * math.pi)) + c(0.5))
-                T.buffer_store(scratch, (v - k * c(_TWO_PI_HI)) - k * c(_TWO_PI_LO), [0, lane])  # in [-pi, pi]
-                r = scratch[0, lane]
+                store(scratch, (v - k * c(_TWO_PI_HI)) - k * c(_TWO_PI_LO), 0, lane)  # in [-pi, pi]
+                r = scratch[0][lane]
                 half_pi, pi = c(math.pi / 2), c(math.pi)
-                T.buffer_store(scratch, tirx.Select(r > half_pi, pi - r, tirx.Select(r < -half_pi, -pi - r, r)),
-                               [0, lane])  # sin(pi - r) = sin r: now |r| <= pi/2
-                r = scratch[0, lane]
-                T.buffer_store(scratch, r * r, [1, lane])
-                return r * horner(_SIN_C, scratch[1, lane])
+                # sin(pi - r) = sin r: now |r| <= pi/2
+                store(scratch, tirx.Select(r > half_pi, pi - r, tirx.Select(r < -half_pi, -pi - r, r)), 0, lane)
+                r = scratch[0][lane]
+                store(scratch, r * r, 1, lane)
+                return r * horner(_SIN_C, scratch[1][lane])
 
             def point(index, lane, vector, buffers):
                 h, scratch = buffers
                 for k in range(d_in):
-                    T.buffer_store(h[0], X[index, k], [k, lane])
+                    store(h[0], X[index, k], k, lane)
                 for i, layer in enumerate(layers, 1):
                     for j in range(layer.weight.shape[0]):
                         partial = [c(layer.bias[j])] + [None] * (options.accumulators - 1)
                         for k in range(layer.weight.shape[1]):
-                            term = c(layer.weight[j, k]) * h[i - 1][k, lane]
+                            term = c(layer.weight[j, k]) * h[i - 1][k][lane]
                             a = k % options.accumulators
                             partial[a] = term if partial[a] is None else partial[a] + term
                         live = [p for p in partial if p is not None]
@@ -158,9 +172,9 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                             e = tanh(e, lane, vector, scratch)
                         elif act == "sin":
                             e = sin(e, lane, scratch)
-                        T.buffer_store(h[i], e, [j, lane])
+                        store(h[i], e, j, lane)
                 for k in range(d_out):
-                    T.buffer_store(Y, h[-1][k, lane], [index, k])
+                    T.buffer_store(Y, h[-1][k][lane], [index, k])
 
             tiles = T.parallel(n // lanes) if parallel else T.serial(n // lanes)
             with tiles as t:
