@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from kd_edge.compiler.kernel import ENTRY, KernelOptions, build_kernel_module
 from kd_edge.problems.base import cache_dir
 
-TUNING_VERSION = 2  # bump when the kernel generator changes, to invalidate cached results
+TUNING_VERSION = 3  # bump when the kernel generator changes, to invalidate cached results
 TUNE_POINTS = 16_384  # batch timed per candidate: large enough that per-call overhead is noise
 TUNE_SECONDS = 0.25  # timing per candidate (after one warm-up call)
 
