@@ -8,7 +8,6 @@ alone: the multiply-add floor of this schedule), and ONNX Runtime on the same mo
 import argparse
 import os
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,17 +21,8 @@ from kd_edge.compiler.frontend import to_relax  # noqa: E402
 from kd_edge.compiler.kernel import ENTRY, KernelOptions, build_kernel_module, simd_lanes  # noqa: E402
 from kd_edge.compiler.target import resolve_target  # noqa: E402
 from kd_edge.measure import onnx_session  # noqa: E402
+from kd_edge.measure.latency import median_seconds  # noqa: E402
 from kd_edge.networks import MLP  # noqa: E402
-
-
-def median_seconds(call, seconds):
-    call()
-    times, deadline = [], time.perf_counter() + seconds
-    while len(times) < 20 or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def kernel(layers, options, workdir: Path):
