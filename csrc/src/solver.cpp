@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -158,6 +159,10 @@ struct Solver::Impl {
   ffi::Optional<ffi::Module> vm;  // vm runtime: this solver's own VM
   ffi::Function vm_entry;
   AlignedBuffer scratch;  // clamped input, or an aligned copy for the VM
+  // The box (or +-FLT_MAX without one) repeated for kScreenPoints points, so that the screening
+  // pass over the input is one flat, vectorisable loop.
+  std::vector<float> screen_lower, screen_upper;
+  static constexpr std::size_t kScreenPoints = 16;
 
   Impl(std::shared_ptr<const Artifact> artifact_, const SolverOptions& options)
       : artifact(std::move(artifact_)),
@@ -177,9 +182,16 @@ struct Solver::Impl {
       vm_entry = require_function(*vm, info.entry.c_str(), info.library);
     }
     if (needs_scratch()) scratch.reserve(max_batch * info.input_names.size());
+    const std::size_t width = info.input_names.size();
+    for (std::size_t i = 0; i < width * kScreenPoints; ++i) {
+      const bool boxed = !info.lower.empty();
+      screen_lower.push_back(boxed ? info.lower[i % width] : std::numeric_limits<float>::lowest());
+      screen_upper.push_back(boxed ? info.upper[i % width] : std::numeric_limits<float>::max());
+    }
   }
 
   bool needs_scratch() const { return policy == DomainPolicy::kClamp || info.runtime == RuntimeKind::kVm; }
+  bool input_is_clean(const float* in, std::size_t n_points) const noexcept;
   PredictReport check_input(const float* in, std::size_t n_points) const;
   void check_output(const float* out, std::size_t n_points) const;
   void run_fused(const float* in, std::size_t n_points, float* out);
@@ -207,9 +219,27 @@ bool Solver::check_outputs() const noexcept { return impl_->check_outputs; }
 const ArtifactInfo& Solver::info() const noexcept { return impl_->info; }
 const std::shared_ptr<const Artifact>& Solver::artifact() const noexcept { return impl_->artifact; }
 
-// One pass over the input: refuse NaN/Inf (they give NaN outputs that look like answers) and
-// count points outside the domain.
+// Whether every input value is finite and inside the box: one branch-free pass that the
+// compiler vectorises (the per-point loop below, with its early exits, cost 11% of a
+// 25,600-point Burgers call). NaN fails both comparisons; +-Inf fails one even without a box.
+bool Solver::Impl::input_is_clean(const float* in, std::size_t n_points) const noexcept {
+  const std::size_t period = screen_lower.size();
+  const std::size_t total = n_points * info.input_names.size();
+  const float* lo = screen_lower.data();
+  const float* hi = screen_upper.data();
+  int bad = 0;
+  for (std::size_t start = 0; start < total; start += period) {
+    const float* v = in + start;
+    const std::size_t len = std::min(period, total - start);
+    for (std::size_t j = 0; j < len; ++j) bad |= static_cast<int>(!(v[j] >= lo[j])) | static_cast<int>(!(v[j] <= hi[j]));
+  }
+  return bad == 0;
+}
+
+// Refuse NaN/Inf (they give NaN outputs that look like answers) and count points outside the
+// domain, naming the first offender; only run when the screening pass found something.
 PredictReport Solver::Impl::check_input(const float* in, std::size_t n_points) const {
+  if (input_is_clean(in, n_points)) return {};
   const std::size_t width = info.input_names.size();
   const bool boxed = !info.lower.empty();
   PredictReport report;
@@ -236,6 +266,11 @@ PredictReport Solver::Impl::check_input(const float* in, std::size_t n_points) c
 
 void Solver::Impl::check_output(const float* out, std::size_t n_points) const {
   const std::size_t width = info.output_names.size();
+  constexpr float kMax = std::numeric_limits<float>::max();
+  int bad = 0;  // branch-free screening first, as for the input
+  for (std::size_t i = 0; i < n_points * width; ++i)
+    bad |= static_cast<int>(!(out[i] >= -kMax)) | static_cast<int>(!(out[i] <= kMax));
+  if (bad == 0) return;
   for (std::size_t i = 0; i < n_points * width; ++i) {
     if (!std::isfinite(out[i]))
       throw Error(ErrorKind::kRuntime, "output point " + std::to_string(i / width) + " is non-finite in column " +

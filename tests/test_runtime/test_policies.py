@@ -170,3 +170,26 @@ def test_solvers_share_one_artifact_across_threads(boxed):
 def test_solver_refuses_a_non_path():
     with pytest.raises(TypeError, match="artifact directory"):
         kd_edge.Solver(42)
+
+
+@pytest.mark.parametrize("n", [1, 17, 1000, 4099])
+def test_one_offender_is_found_wherever_it_is(boxed, n):
+    """The input is screened by one flat pass over whole blocks of points and a tail: a single
+    value outside the box (or non-finite) at any position, in either column, is found."""
+    _, artifact = boxed
+    flag, reject = kd_edge.Solver(artifact), kd_edge.Solver(artifact, out_of_domain="reject")
+    inside = np.tile(np.array([[0.5, 1.0]], np.float32), (n, 1))
+    inside[::3] = [[-1.0, 2.0]]  # the box's own edges are inside
+    flag.predict(inside)
+    assert flag.out_of_domain == 0
+    for point in sorted({0, n // 2, n - 17, n - 1} & set(range(n))):
+        for column, value in ((0, 1.0001), (1, -1e-6)):
+            x = inside.copy()
+            x[point, column] = value
+            flag.predict(x)
+            assert (flag.out_of_domain, flag.first_out_of_domain) == (1, point)
+            with pytest.raises(ValueError, match=rf"input point {point} is outside the training domain"):
+                reject.predict(x)
+            x[point, column] = np.inf if column else np.nan
+            with pytest.raises(ValueError, match=rf"input point {point} has a non-finite value in column {column}"):
+                flag.predict(x)
