@@ -1,7 +1,7 @@
-"""Turn a pytest-benchmark JSON into the latency table (markdown) and chart (PNG), adding the
+"""Turn pytest-benchmark JSONs into the latency table (markdown) and chart (PNG), adding the
 C++ path measured by kd-edge-run on the same artifacts.
 
-    .venv/bin/python benchmarks/report.py build/bench/latency.json   # writes build/bench/latency.{md,png}
+    .venv/bin/python benchmarks/report.py build/bench/latency-*.json   # writes build/bench/latency.{md,png}
 """
 
 import json
@@ -22,11 +22,12 @@ HEADERS = ["teacher, PyTorch", "student, PyTorch", "student, ONNX Runtime", "stu
            "student, kd-edge-run (C++) p50"]
 
 
-def medians(path):
+def medians(paths):
     table = defaultdict(dict)  # (model, points, threads) -> backend -> seconds
-    for bench in json.loads(Path(path).read_text())["benchmarks"]:
-        info = bench["extra_info"]
-        table[(info["model"], info["points"], info["threads"])][info["backend"]] = bench["stats"]["median"]
+    for path in paths:
+        for bench in json.loads(Path(path).read_text())["benchmarks"]:
+            info = bench["extra_info"]
+            table[(info["model"], info["points"], info["threads"])][info["backend"]] = bench["stats"]["median"]
     return table
 
 
@@ -73,10 +74,10 @@ def chart(table, path):
     fig.savefig(path, dpi=120)
 
 
-def main(path):
-    table = medians(path)
+def main(paths):
+    table = medians(paths)
     add_cpp(table)
-    out = Path(path).with_suffix("")
+    out = Path(paths[0]).parent / "latency"
     text = markdown(table)
     out.with_suffix(".md").write_text(text)
     chart(table, out.with_suffix(".png"))
@@ -85,4 +86,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "build/bench/latency.json")
+    main(sys.argv[1:] or sorted(str(p) for p in Path("build/bench").glob("latency*.json")))
