@@ -14,8 +14,9 @@ RECIPROCALS = ("divide", "newton")
 
 @dataclass(frozen=True)
 class KernelOptions:
-    """The fused kernel's knobs; the defaults were fastest on the machines we measured, and
-    kd_edge.compile(..., tune_trials=N) times the others on the host (kd_edge.compiler.tune)."""
+    """The fused kernel's knobs. The defaults were the fastest (or within 2% of it) on the one
+    machine measured, an AMD EPYC with AVX-512; kd_edge.compile(..., tune_trials=N) times the
+    others on the host (kd_edge.compiler.tune)."""
 
     accumulators: int = 4  # partial sums per unit: independent FMA chains to hide FMA latency
     reciprocal: str = "divide"  # tanh's 1/Q: "divide" (vdivps, its own unit) or "newton" (FMAs only)
