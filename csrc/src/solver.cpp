@@ -183,8 +183,8 @@ struct Solver::Impl {
     }
     if (needs_scratch()) scratch.reserve(max_batch * info.input_names.size());
     const std::size_t width = info.input_names.size();
+    const bool boxed = !info.lower.empty();
     for (std::size_t i = 0; i < width * kScreenPoints; ++i) {
-      const bool boxed = !info.lower.empty();
       screen_lower.push_back(boxed ? info.lower[i % width] : std::numeric_limits<float>::lowest());
       screen_upper.push_back(boxed ? info.upper[i % width] : std::numeric_limits<float>::max());
     }

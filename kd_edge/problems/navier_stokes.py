@@ -1,6 +1,6 @@
 """2-D incompressible Navier-Stokes with analytic solutions: Kovasznay flow (steady) and
-Taylor-Green vortices (unsteady). Outputs (u, v, p); pressure is defined up to a constant (Kovasznay) or a function of time
-(Taylor-Green)."""
+Taylor-Green vortices (unsteady). Outputs (u, v, p); pressure is defined up to a constant
+(Kovasznay) or a function of time (Taylor-Green)."""
 
 import math
 

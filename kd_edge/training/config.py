@@ -77,6 +77,16 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """The settings (top-level keys of two to_dict configs) whose values differ, sorted."""
+    return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+
+
+def lbfgs_budget_grew(old: dict, new: dict) -> bool:
+    """Whether `new` only raises `old`'s L-BFGS budget: a finished teacher can then continue."""
+    return changed_settings(old, new) == ["lbfgs_steps"] and new["lbfgs_steps"] > old["lbfgs_steps"]
+
+
 @dataclass
 class CompileConfig:
     target: str = "host"           # host | x86-64-v3 (portable AVX2)

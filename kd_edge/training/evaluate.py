@@ -49,4 +49,5 @@ def monitor(problem, n_points: int = 4096, seed: int = 0):
     """An evaluate(model) for training logs: errors on a fixed subsample of the reference grid."""
     points, values = problem.reference_grid()
     chosen = np.random.default_rng(seed).choice(len(points), min(n_points, len(points)), replace=False)
-    return lambda model: {"rel_l2": errors(problem, predict(model, points[chosen]), values[chosen], points[chosen])["rel_l2"]}
+    points, values = points[chosen], values[chosen]
+    return lambda model: {"rel_l2": errors(problem, predict(model, points), values, points)["rel_l2"]}

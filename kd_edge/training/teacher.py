@@ -2,7 +2,7 @@
 
 import torch
 
-from kd_edge.training.config import TrainConfig, to_dict
+from kd_edge.training.config import TrainConfig, changed_settings, lbfgs_budget_grew, to_dict
 from kd_edge.training.evaluate import monitor
 from kd_edge.training.models import build_network
 from kd_edge.training.trainer import Trainer
@@ -32,9 +32,9 @@ def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True, 
     if start_from is not None:
         old = dict(start_from.info["config"])
         new = to_dict(config)
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        if changed != ["lbfgs_steps"] or new["lbfgs_steps"] <= old["lbfgs_steps"]:
-            raise ValueError(f"a teacher continues only when its L-BFGS budget grows; changed: {', '.join(changed)}")
+        if not lbfgs_budget_grew(old, new):
+            raise ValueError("a teacher continues only when its L-BFGS budget grows; changed: "
+                             + ", ".join(changed_settings(old, new)))
         start = (old["adam_steps"] + old["lbfgs_steps"], list(start_from.info.get("history") or []))
     model, history = train_pinn(problem, config, checkpoint=checkpoint, description=f"{problem.name} teacher",
                                 progress=progress, model=start_from, start=start)

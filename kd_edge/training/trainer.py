@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kd_edge.training.config import to_dict
+from kd_edge.training.config import changed_settings, lbfgs_budget_grew, to_dict
 from kd_edge.training.losses import condition_losses, pde_loss
 
 MAX_LBFGS_FAILURES = 3  # diverged L-BFGS chunks in a row before training stops where it is
@@ -216,8 +216,8 @@ class Trainer:
     def load(self):
         state = torch.load(self.checkpoint, weights_only=False)
         old, new = state["config"], to_dict(self.config)
-        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-        if changed == ["lbfgs_steps"] and new["lbfgs_steps"] > old["lbfgs_steps"] and not self.extra_loss:
+        changed = changed_settings(old, new)
+        if lbfgs_budget_grew(old, new) and not self.extra_loss:
             # A larger L-BFGS budget for a teacher continues the run where it stopped. (Distillation
             # schedules depend on the total budget, so students start again.)
             tqdm.write(f"{self.checkpoint}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']} "
