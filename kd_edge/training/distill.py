@@ -1,9 +1,11 @@
 """distill (KD-PINN) and its control, train_student_scratch."""
 
+import copy
+
 import numpy as np
 import torch
 
-from kd_edge.training.config import DistillConfig, TrainConfig
+from kd_edge.training.config import DistillConfig, TrainConfig, training_dtype
 from kd_edge.training.losses import gaussian_kl
 from kd_edge.training.models import build_network
 from kd_edge.training.teacher import train_pinn
@@ -20,21 +22,23 @@ class DistillationTerm:
     its line search needs one objective."""
 
     def __init__(self, problem, teacher, student, config: DistillConfig):
+        self.dtype = training_dtype(config.precision)
+        teacher = copy.deepcopy(teacher).to(self.dtype)  # the caller's teacher stays as it was
         self.problem, self.teacher, self.student, self.config = problem, teacher, student, config
         self.rng = np.random.default_rng(config.seed + 1)
         for p in teacher.parameters():
             p.requires_grad_(False)
-        probe = torch.from_numpy(problem.sample(8192, np.random.default_rng(config.seed), "sobol")).float()
+        probe = torch.from_numpy(problem.sample(8192, np.random.default_rng(config.seed), "sobol")).to(self.dtype)
         with torch.no_grad():
             # each output's natural scale: the teacher's spread over the domain
             self.scale = teacher(probe).std(dim=0).clamp(min=1e-6)
         lower, upper = problem.bounds
-        self.half_range = torch.tensor((upper - lower) / 2, dtype=torch.float32)
+        self.half_range = torch.tensor((upper - lower) / 2, dtype=self.dtype)
         self.gauge = [problem.outputs.index(name) for name in problem.gauge_outputs]
         self.resample()
 
     def resample(self):
-        self.points = torch.from_numpy(self.problem.sample(self.config.n_distill, self.rng, "uniform")).float()
+        self.points = torch.from_numpy(self.problem.sample(self.config.n_distill, self.rng, "uniform")).to(self.dtype)
 
     def state(self) -> dict:  # for resumable checkpoints
         return {"rng": self.rng.bit_generator.state, "points": self.points}

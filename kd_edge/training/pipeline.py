@@ -6,8 +6,8 @@ import tomllib
 from pathlib import Path
 
 import kd_edge.problems as problems
-from kd_edge.training.config import (BenchConfig, CompileConfig, DistillConfig, TrainConfig, from_dict,
-                                     lbfgs_budget_grew, to_dict)
+from kd_edge.training.config import (BenchConfig, CompileConfig, DistillConfig, TrainConfig, can_continue,
+                                     from_dict, to_dict)
 from kd_edge.training.distill import distill, train_student_scratch
 from kd_edge.training.evaluate import evaluate
 from kd_edge.training.models import load_model, save_model
@@ -115,7 +115,7 @@ def _continuable_teacher(path: Path, config, problem):
         return None
     teacher = load_model(path, problem=problem.name, kind="teacher")
     old, new = teacher.info["config"], to_dict(config)
-    if lbfgs_budget_grew(old, new):
+    if can_continue(old, new):
         print(f"{path}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']}; continuing it "
               f"(delete the students to distil them again from the new teacher)")
         return teacher

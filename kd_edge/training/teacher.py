@@ -2,7 +2,7 @@
 
 import torch
 
-from kd_edge.training.config import TrainConfig, changed_settings, lbfgs_budget_grew, to_dict
+from kd_edge.training.config import TrainConfig, can_continue, changed_settings, to_dict
 from kd_edge.training.evaluate import monitor
 from kd_edge.training.models import build_network
 from kd_edge.training.trainer import Trainer
@@ -19,7 +19,7 @@ def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, d
     if start is not None:
         trainer.warm_start(*start)
     trainer.run()
-    model.eval()
+    model.float().eval()
     return model, trainer.history
 
 
@@ -32,7 +32,7 @@ def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True, 
     if start_from is not None:
         old = dict(start_from.info["config"])
         new = to_dict(config)
-        if not lbfgs_budget_grew(old, new):
+        if not can_continue(old, new):
             raise ValueError("a teacher continues only when its L-BFGS budget grows; changed: "
                              + ", ".join(changed_settings(old, new)))
         start = (old["adam_steps"] + old["lbfgs_steps"], list(start_from.info.get("history") or []))

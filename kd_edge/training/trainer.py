@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kd_edge.training.config import changed_settings, lbfgs_budget_grew, to_dict
+from kd_edge.training.config import can_continue, changed_settings, to_dict, training_dtype
 from kd_edge.training.losses import condition_losses, pde_loss
 
 MAX_LBFGS_FAILURES = 3  # diverged L-BFGS chunks in a row before training stops where it is
@@ -34,6 +34,8 @@ class Trainer:
     def __init__(self, problem, model, config, extra_loss=None, evaluate=None, checkpoint=None,
                  description="train", progress=True):
         self.problem, self.model, self.config = problem, model, config
+        self.dtype = training_dtype(config.precision)
+        model.to(self.dtype)  # train_pinn returns it in float32 again
         self.extra_loss, self.evaluate = extra_loss, evaluate
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.description, self.show_progress = description, progress
@@ -52,14 +54,17 @@ class Trainer:
         n_adaptive = int(c.adaptive_fraction * c.n_collocation) if self.collocation is not None else 0
         fresh = self.problem.sample(c.n_collocation - n_adaptive, self.rng, c.sampler)
         if n_adaptive:
-            candidates = torch.from_numpy(self.problem.sample(4 * n_adaptive, self.rng, "uniform")).float()
+            candidates = self.tensor(self.problem.sample(4 * n_adaptive, self.rng, "uniform"))
             squared = sum(r.detach().pow(2) for r in self.problem.residual(self.model, candidates))
             worst = candidates[torch.topk(squared, n_adaptive).indices].numpy()
             fresh = np.concatenate([fresh, worst])
-        self.collocation = torch.from_numpy(fresh).float()
-        self.condition_points = [torch.from_numpy(cond.sample(c.n_condition, self.rng, c.sampler)).float()
+        self.collocation = self.tensor(fresh)
+        self.condition_points = [self.tensor(cond.sample(c.n_condition, self.rng, c.sampler))
                                  for cond in self.problem.conditions()]
         self.resample_extra()
+
+    def tensor(self, points: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(points).to(self.dtype)
 
     def resample_extra(self):
         if hasattr(self.extra_loss, "resample"):
@@ -217,7 +222,7 @@ class Trainer:
         state = torch.load(self.checkpoint, weights_only=False)
         old, new = state["config"], to_dict(self.config)
         changed = changed_settings(old, new)
-        if lbfgs_budget_grew(old, new) and not self.extra_loss:
+        if can_continue(old, new) and not self.extra_loss:
             # A larger L-BFGS budget for a teacher continues the run where it stopped. (Distillation
             # schedules depend on the total budget, so students start again.)
             tqdm.write(f"{self.checkpoint}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']} "

@@ -22,6 +22,7 @@ def test_config_from_dict_builds_nested_settings():
     ({"adam_steps": "10"}, TypeError, r"config.adam_steps must be int, got '10'"),
     ({"adaptive_weights": 1}, TypeError, r"config.adaptive_weights must be bool, got 1"),
     ({"network": 5}, TypeError, "config.network must be a table of settings"),
+    ({"precision": "float16"}, ValueError, r"unknown precision 'float16'; valid: float32, float64"),
 ])
 def test_bad_config_names_the_key(values, error, message):
     with pytest.raises(error, match=message):
@@ -109,3 +110,16 @@ def test_pressure_is_compared_up_to_a_constant_or_a_function_of_time():
         bad = reference.copy()
         bad[:, 2] += points[:, 0]  # an offset varying in space is an error, even for Taylor-Green
         assert errors(problem, bad, reference, points)["rel_l2_p"] > 0.1
+
+
+def test_a_setting_missing_from_an_older_file_counts_as_its_default():
+    from kd_edge.training.config import can_continue, changed_settings, to_dict
+
+    new = to_dict(TrainConfig())
+    old = {k: v for k, v in new.items() if k != "precision"}  # written before `precision` existed
+    assert changed_settings(old, new) == []
+    assert changed_settings(old, to_dict(TrainConfig(precision="float64"))) == ["precision"]
+    longer = dict(new, lbfgs_steps=new["lbfgs_steps"] + 1)
+    assert can_continue(old, longer) and can_continue(old, dict(longer, precision="float64"))
+    assert not can_continue(old, dict(new, precision="float64"))  # no more L-BFGS steps: nothing to continue
+    assert not can_continue(old, dict(longer, adam_steps=1))

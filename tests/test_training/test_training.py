@@ -56,6 +56,17 @@ def test_scratch_student_lowers_the_loss_without_a_teacher(burgers):
     assert all("distill" not in h for h in scratch.history)
 
 
+def test_float64_training_lowers_the_loss_and_returns_float32_models(burgers, teacher):
+    network = NetworkConfig(width=8, depth=2)
+    pinn = train_teacher(burgers, TrainConfig(network=network, precision="float64", **TINY), progress=False)
+    student = distill(burgers, teacher, DistillConfig(network=network, precision="float64", n_distill=256, **TINY),
+                      progress=False)
+    for model in (pinn, student):
+        assert losses(model)[-1] < 0.5 * losses(model)[0]
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # saved and compiled in float32
+    assert all(p.dtype == torch.float32 for p in teacher.parameters())  # the caller's teacher untouched
+
+
 def test_distillation_term_is_zero_when_student_equals_teacher(burgers, teacher):
     config = DistillConfig(network=NetworkConfig(width=16, depth=2), match_derivatives=True, n_distill=128)
     term = DistillationTerm(burgers, teacher, copy.deepcopy(teacher), config)
