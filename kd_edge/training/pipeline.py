@@ -7,7 +7,7 @@ from pathlib import Path
 
 import kd_edge.problems as problems
 from kd_edge.training.config import (BenchConfig, CompileConfig, DistillConfig, TrainConfig, can_continue,
-                                     from_dict, to_dict)
+                                     changed_settings, from_dict, to_dict)
 from kd_edge.training.distill import distill, train_student_scratch
 from kd_edge.training.evaluate import evaluate
 from kd_edge.training.models import load_model, save_model
@@ -85,6 +85,7 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
             raise ValueError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
         previous = _continuable_teacher(files[stage], cfg["teacher"], problem) if stage == "teacher" else None
         if files[stage].exists() and previous is None:
+            check_made_with(files[stage], stage, cfg)
             continue
         start = time.time()
         checkpoint = runs / f"{stage}.ckpt"
@@ -120,6 +121,18 @@ def _continuable_teacher(path: Path, config, problem):
               f"(delete the students to distil them again from the new teacher)")
         return teacher
     return None
+
+
+def check_made_with(path: Path, stage: str, cfg: dict):
+    """Raise unless the model file of `stage` at `path` was made by the loaded config `cfg`: a
+    finished stage is skipped, and an edited config must not silently keep the old model."""
+    wanted = to_dict(cfg["teacher" if stage == "teacher" else "student"])
+    if stage == "scratch":  # trained on the student's TrainConfig settings alone
+        wanted = {k: v for k, v in wanted.items() if k in TrainConfig.__dataclass_fields__}
+    changed = changed_settings(load_model(path).info["config"], wanted)
+    if changed:
+        raise ValueError(f"{path} was made with a different config (changed: {', '.join(changed)}); "
+                         f"delete it to train that stage again")
 
 
 def write_metrics(problem, out: Path) -> dict:

@@ -29,6 +29,14 @@ def test_shipped_model_measures_what_its_metrics_say(path):
     assert model.info["config"]["seed"] == model.info["seed"] == 0
 
 
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_shipped_model_was_made_by_its_training_config(path):
+    """training/train.py PROBLEM reproduces models/PROBLEM: each file's stored config is its config's."""
+    from kd_edge.training.pipeline import check_made_with, load_config
+
+    check_made_with(path, path.stem, load_config(MODELS.parent / "training" / "configs" / f"{path.parent.name}.toml"))
+
+
 @pytest.mark.parametrize("problem", sorted({p.parent.name for p in FILES if p.stem == "student"}))
 def test_students_are_at_least_ten_times_cheaper(problem):
     teacher = kd_edge.load_model(MODELS / problem / "teacher.pt")

@@ -193,6 +193,20 @@ def test_a_shipped_teacher_continues_from_its_model_file_when_its_budget_grows(b
         train_teacher(burgers, cfg["teacher"], start_from=continued, progress=False)
 
 
+def test_a_finished_stage_made_with_another_config_is_not_silently_kept(burgers, tmp_path):
+    from kd_edge.training.config import DistillConfig
+    from kd_edge.training.pipeline import train_stages
+
+    network = NetworkConfig(width=8, depth=2)
+    cfg = {"problem": burgers, "teacher": TrainConfig(network=network, **TINY),
+           "student": DistillConfig(network=network, **TINY)}
+    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)
+    cfg["teacher"] = TrainConfig(network=network, precision="float64", **dict(TINY, adam_steps=50))
+    with pytest.raises(ValueError, match=r"teacher.pt was made with a different config "
+                                         r"\(changed: adam_steps, precision\); delete it"):
+        train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)
+
+
 def test_periodic_network_is_periodic_in_training_units():
     p = problems.get("allen_cahn")
     model = build_network(p, NetworkConfig(width=8, depth=2, periodic={"x": 2.0}, fourier_features=3))
