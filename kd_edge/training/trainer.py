@@ -237,6 +237,8 @@ class Trainer:
             self.lbfgs.load_state_dict(state["lbfgs"])
         self.step, self.weights, self.history = state["step"], state["weights"], state["history"]
         self.rng.bit_generator.state = state["rng"]
-        self.collocation, self.condition_points = state["collocation"], state["condition_points"]
+        # in this run's dtype: a float32 run may continue in float64
+        self.collocation = state["collocation"].to(self.dtype)
+        self.condition_points = [p.to(self.dtype) for p in state["condition_points"]]
         if state.get("extra") is not None:  # checkpoints from before distillation state was saved lack it
             self.extra_loss.load_state(state["extra"])

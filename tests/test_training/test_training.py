@@ -165,6 +165,18 @@ def test_a_larger_lbfgs_budget_continues_a_finished_teacher(burgers, tmp_path):
         assert torch.allclose(a, b, rtol=0, atol=1e-5)
 
 
+def test_a_float32_checkpoint_continues_in_float64_when_its_budget_grows(burgers, tmp_path):
+    checkpoint = tmp_path / "teacher.ckpt"
+    network = NetworkConfig(width=8, depth=2)
+    first = train_teacher(burgers, TrainConfig(network=network, **TINY), checkpoint=checkpoint, progress=False)
+    longer = TrainConfig(network=network, precision="float64", **dict(TINY, lbfgs_steps=TINY["lbfgs_steps"] + 25))
+    continued = train_teacher(burgers, longer, checkpoint=checkpoint, progress=False)
+    state = torch.load(checkpoint, weights_only=False)
+    assert state["config"]["precision"] == "float64" and state["collocation"].dtype == torch.float64
+    assert continued.history[-1]["step"] > first.history[-1]["step"]
+    assert all(p.dtype == torch.float32 for p in continued.parameters())
+
+
 def test_a_shipped_teacher_continues_from_its_model_file_when_its_budget_grows(burgers, tmp_path):
     """No checkpoint left (a fresh clone): train_stages continues from models/<p>/teacher.pt."""
     from kd_edge.training.config import DistillConfig
