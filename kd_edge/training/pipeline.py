@@ -83,10 +83,14 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
     for stage in stages:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
-        previous = _continuable_teacher(files[stage], cfg["teacher"], problem) if stage == "teacher" else None
-        if files[stage].exists() and previous is None:
-            check_made_with(files[stage], stage, cfg)
-            continue
+        previous = None
+        if files[stage].exists():
+            made = load_model(files[stage], problem=problem.name, kind=stage)
+            if stage == "teacher" and _continues(made, cfg["teacher"], files[stage]):
+                previous = made
+            else:
+                check_made_with(files[stage], stage, cfg, made)
+                continue
         start = time.time()
         checkpoint = runs / f"{stage}.ckpt"
         if stage == "teacher":
@@ -109,27 +113,25 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
     return write_metrics(problem, out)
 
 
-def _continuable_teacher(path: Path, config, problem):
-    """The finished teacher at `path` if `config` only raises its L-BFGS budget (it then continues
-    from there), else None."""
-    if not path.exists():
-        return None
-    teacher = load_model(path, problem=problem.name, kind="teacher")
+def _continues(teacher, config, path: Path) -> bool:
+    """Whether the finished teacher (from `path`) continues under `config`: only its L-BFGS budget grew."""
     old, new = teacher.info["config"], to_dict(config)
-    if can_continue(old, new):
-        print(f"{path}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']}; continuing it "
-              f"(delete the students to distil them again from the new teacher)")
-        return teacher
-    return None
+    if not can_continue(old, new):
+        return False
+    print(f"{path}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']}; continuing it "
+          f"(delete the students to distil them again from the new teacher)")
+    return True
 
 
-def check_made_with(path: Path, stage: str, cfg: dict):
-    """Raise unless the model file of `stage` at `path` was made by the loaded config `cfg`: a
-    finished stage is skipped, and an edited config must not silently keep the old model."""
-    wanted = to_dict(cfg["teacher" if stage == "teacher" else "student"])
-    if stage == "scratch":  # trained on the student's TrainConfig settings alone
-        wanted = {k: v for k, v in wanted.items() if k in TrainConfig.__dataclass_fields__}
-    changed = changed_settings(load_model(path).info["config"], wanted)
+def check_made_with(path: Path, stage: str, cfg: dict, model=None):
+    """Raise unless the `stage` model file at `path` (`model`, if already loaded) was made by the
+    loaded config `cfg`: a finished stage is skipped, and an edited config must not silently keep
+    the old model."""
+    model = model if model is not None else load_model(path)
+    made, wanted = model.info["config"], to_dict(cfg["teacher" if stage == "teacher" else "student"])
+    if stage == "scratch":  # its file holds the student's config, of which it uses the TrainConfig part
+        made, wanted = ({k: v for k, v in d.items() if k in TrainConfig.__dataclass_fields__} for d in (made, wanted))
+    changed = changed_settings(made, wanted)
     if changed:
         raise ValueError(f"{path} was made with a different config (changed: {', '.join(changed)}); "
                          f"delete it to train that stage again")

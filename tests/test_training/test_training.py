@@ -211,12 +211,18 @@ def test_a_finished_stage_made_with_another_config_is_not_silently_kept(burgers,
 
     network = NetworkConfig(width=8, depth=2)
     cfg = {"problem": burgers, "teacher": TrainConfig(network=network, **TINY),
-           "student": DistillConfig(network=network, **TINY)}
-    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)
+           "student": DistillConfig(network=network, distill_weight=0.5, **TINY)}
+    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher", "scratch"), progress=False)
     cfg["teacher"] = TrainConfig(network=network, precision="float64", **dict(TINY, adam_steps=50))
     with pytest.raises(ValueError, match=r"teacher.pt was made with a different config "
                                          r"\(changed: adam_steps, precision\); delete it"):
         train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("teacher",), progress=False)
+    # the scratch student does not use the distillation settings: changing them keeps it
+    cfg["student"] = DistillConfig(network=network, distill_weight=0.25, **TINY)
+    train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("scratch",), progress=False)
+    cfg["student"] = DistillConfig(network=network, distill_weight=0.25, **dict(TINY, seed=1))
+    with pytest.raises(ValueError, match=r"scratch.pt was made with a different config \(changed: seed\)"):
+        train_stages(cfg, tmp_path / "models", tmp_path / "runs", ("scratch",), progress=False)
 
 
 def test_periodic_network_is_periodic_in_training_units():
