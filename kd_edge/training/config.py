@@ -80,7 +80,10 @@ def from_dict(cls, values: dict, where: str = "config"):
             if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
                 raise TypeError(f"{where}.{name} must be {expected.__name__}, got {value!r}")
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # a value checked by the dataclass itself (precision)
+        raise ValueError(f"{where}: {e}") from None
 
 
 def to_dict(config) -> dict:

@@ -22,7 +22,7 @@ def test_config_from_dict_builds_nested_settings():
     ({"adam_steps": "10"}, TypeError, r"config.adam_steps must be int, got '10'"),
     ({"adaptive_weights": 1}, TypeError, r"config.adaptive_weights must be bool, got 1"),
     ({"network": 5}, TypeError, "config.network must be a table of settings"),
-    ({"precision": "float16"}, ValueError, r"unknown precision 'float16'; valid: float32, float64"),
+    ({"precision": "float16"}, ValueError, r"^config: unknown precision 'float16'; valid: float32, float64"),
 ])
 def test_bad_config_names_the_key(values, error, message):
     with pytest.raises(error, match=message):
