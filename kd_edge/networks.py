@@ -99,3 +99,22 @@ class MLP(nn.Module):
         the cost measure of the KD-PINN tables."""
         dense = sum(m.in_features * m.out_features for m in self.net if isinstance(m, nn.Linear))
         return dense + self.scale.numel() + self.phase.numel() + self.fourier_B.numel()
+
+
+class HardConstrained(nn.Module):
+    """A network whose output meets a problem's initial/boundary conditions exactly:
+    forward(x) = constrain(x, body(x)), e.g. u = u0(x) + t^2 x (1 - x) N(x, t) for the wave.
+
+    The dense-chain compile path takes only `body`'s kind of network, so a constrained model
+    compiles through TVM's Relax VM."""
+
+    def __init__(self, body: MLP, constrain):
+        super().__init__()
+        self.body, self.constrain = body, constrain
+        self.arch = {**body.arch, "hard_constraints": True}
+
+    def forward(self, x):
+        return self.constrain(x, self.body(x))
+
+    def multiply_adds(self) -> int:
+        return self.body.multiply_adds()

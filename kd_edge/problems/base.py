@@ -91,6 +91,16 @@ class Problem:
         """Exact solution (N, d_in) -> (N, d_out) in torch, where one is known."""
         raise NotImplementedError(f"{self.name} has no closed-form solution")
 
+    def constrain(self, p: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        """Hard constraints: a network's raw output (N, d_out) at points p (N, d_in) -> an output that
+        meets every initial/boundary condition exactly, whatever `raw` is. Plain tensor ops, so a
+        constrained network still exports. Problems that declare none raise NotImplementedError."""
+        raise NotImplementedError(f"{self.name} declares no hard constraints")
+
+    @property
+    def has_hard_constraints(self) -> bool:
+        return type(self).constrain is not Problem.constrain
+
     # --- shared behaviour ------------------------------------------------------------
     @property
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:

@@ -93,8 +93,7 @@ class WaveProblem(Problem):
 
     def conditions(self):
         def initial(f):
-            x = f["x"]
-            return f["u"] - (torch.sin(math.pi * x) + 0.5 * torch.sin(3 * math.pi * x))
+            return f["u"] - self.initial_displacement(f["x"])
         return [
             Condition("initial displacement", ((0, 0), (1, 0)), initial),
             Condition("initial velocity", ((0, 0), (1, 0)), lambda f: f["u_t"]),
@@ -102,6 +101,15 @@ class WaveProblem(Problem):
 
     def grid_axes(self):
         return [np.linspace(0, 1, 101), np.linspace(0, 1, 101)]
+
+    def constrain(self, p, raw):
+        # u = u0(x) + t^2 x (1 - x) N: u(x, 0) = u0, u_t(x, 0) = 0 and u = 0 at x = 0, 1 (u0 vanishes there)
+        x, t = p[:, :1], p[:, 1:2]
+        return self.initial_displacement(x) + t * t * x * (1 - x) * raw
+
+    @staticmethod
+    def initial_displacement(x):
+        return torch.sin(math.pi * x) + 0.5 * torch.sin(3 * math.pi * x)
 
     def solution(self, p):
         x, t = p[:, :1], p[:, 1:2]

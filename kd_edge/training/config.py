@@ -15,6 +15,7 @@ class NetworkConfig:
     periodic_harmonics: int = 1    # harmonics of each periodic input fed to the network
     fourier_features: int = 0      # random Fourier features of the non-periodic inputs (0: none)
     fourier_scale: float = 1.0     # their frequency scale
+    hard_constraints: bool = False  # output through the problem's constrain(): conditions met exactly
 
 
 @dataclass
@@ -101,9 +102,14 @@ def training_dtype(precision: str) -> torch.dtype:
 
 def changed_settings(old: dict, new: dict) -> list[str]:
     """The settings (top-level keys of two to_dict configs) whose values differ, sorted. A key
-    one side lacks (a file written before the setting existed) counts as its default."""
+    one side lacks (a file written before the setting existed; also inside `network`) counts as its default."""
     defaults = to_dict(DistillConfig())
-    return sorted(k for k in old.keys() | new.keys() if old.get(k, defaults.get(k)) != new.get(k, defaults.get(k)))
+
+    def value(config, key):
+        v = config.get(key, defaults.get(key))
+        return {**defaults["network"], **v} if key == "network" and isinstance(v, dict) else v
+
+    return sorted(k for k in old.keys() | new.keys() if value(old, k) != value(new, k))
 
 
 def can_continue(old: dict, new: dict) -> bool:

@@ -8,27 +8,35 @@ from pathlib import Path
 import torch
 
 import kd_edge.problems as problems
-from kd_edge.networks import MLP
+from kd_edge.networks import MLP, HardConstrained
 from kd_edge.training.config import NetworkConfig
 
 MODEL_FORMAT = 1
 KINDS = ("teacher", "student", "scratch")
 
 
-def build_network(problem, network: NetworkConfig) -> MLP:
-    """An MLP for `problem`: its input/output widths, bounds and periodic inputs."""
+def build_network(problem, network: NetworkConfig) -> MLP | HardConstrained:
+    """An MLP for `problem`: its input/output widths, bounds and periodic inputs, wrapped in the
+    problem's hard constraints if the config asks for them."""
     unknown = sorted(set(network.periodic) - set(problem.inputs))
     if unknown:
         raise ValueError(f"network.periodic names {unknown}, but {problem.name}'s inputs are {list(problem.inputs)}")
     lower, upper = problem.bounds
     periodic = {problem.inputs.index(name): period for name, period in network.periodic.items()}
-    return MLP(len(problem.inputs), len(problem.outputs), network.width, network.depth, network.activation,
+    body = MLP(len(problem.inputs), len(problem.outputs), network.width, network.depth, network.activation,
                lower=lower.tolist(), upper=upper.tolist(), periodic=periodic,
                periodic_harmonics=network.periodic_harmonics, fourier_features=network.fourier_features,
                fourier_scale=network.fourier_scale)
+    return constrained(body, problem) if network.hard_constraints else body
 
 
-def save_model(path, model: MLP, kind: str, problem, config: dict, metrics: dict, history: list) -> Path:
+def constrained(body: MLP, problem) -> HardConstrained:
+    if not problem.has_hard_constraints:
+        raise ValueError(f"network.hard_constraints is set, but {problem.name} declares no hard constraints")
+    return HardConstrained(body, problem.constrain)
+
+
+def save_model(path, model: MLP | HardConstrained, kind: str, problem, config: dict, metrics: dict, history: list) -> Path:
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(KINDS)}")
     path = Path(path)
@@ -40,7 +48,7 @@ def save_model(path, model: MLP, kind: str, problem, config: dict, metrics: dict
     return path
 
 
-def load_model(path, problem: str | None = None, kind: str | None = None) -> MLP:
+def load_model(path, problem: str | None = None, kind: str | None = None) -> MLP | HardConstrained:
     """Rebuild a trained model from its file. If problem or kind is given, the file must match.
     The file's metadata is on the returned module as `.info`."""
     path = Path(path)
@@ -60,12 +68,17 @@ def load_model(path, problem: str | None = None, kind: str | None = None) -> MLP
         raise ValueError(f"{path} is a model of {data['problem']!r}, not {problem!r}")
     if kind is not None and data["kind"] != kind:
         raise ValueError(f"{path} is a {data['kind']} model, not a {kind}")
-    model = MLP(**data["architecture"])
+    arch = dict(data["architecture"])
+    hard = arch.pop("hard_constraints", False)
+    model_problem = problems.get(data["problem"], **data["coefficients"])
+    model = MLP(**arch)
+    if hard:
+        model = constrained(model, model_problem)
     try:
         model.load_state_dict(data["state_dict"])
     except RuntimeError as e:
         raise ValueError(f"{path}: weights do not fit the stored architecture: {e}") from None
     model.eval()
     model.info = {k: v for k, v in data.items() if k != "state_dict"}
-    model.problem = problems.get(data["problem"], **data["coefficients"])
+    model.problem = model_problem
     return model

@@ -123,3 +123,7 @@ def test_a_setting_missing_from_an_older_file_counts_as_its_default():
     assert can_continue(old, longer) and can_continue(old, dict(longer, precision="float64"))
     assert not can_continue(old, dict(new, precision="float64"))  # no more L-BFGS steps: nothing to continue
     assert not can_continue(old, dict(longer, adam_steps=1))
+    old_network = dict(old, network={k: v for k, v in new["network"].items() if k != "hard_constraints"})
+    assert changed_settings(old_network, new) == []
+    constrained = dict(new, network=dict(new["network"], hard_constraints=True))
+    assert changed_settings(old_network, constrained) == ["network"]

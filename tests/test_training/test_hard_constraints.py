@@ -1,0 +1,87 @@
+"""Hard constraints: a network whose output meets the problem's conditions exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+import kd_edge
+import kd_edge.problems as problems
+from kd_edge.networks import HardConstrained
+from kd_edge.training import DistillConfig, NetworkConfig, TrainConfig, build_network, distill, save_model, train_teacher
+
+TINY = dict(adam_steps=40, lbfgs_steps=20, n_collocation=256, n_condition=32, resample_every=20,
+            log_every=10, checkpoint_every=20)
+
+
+@pytest.fixture(scope="module")
+def wave():
+    return problems.get("wave_1d", c=1.5)
+
+
+def condition_errors(problem, model):
+    rng = np.random.default_rng(0)
+    worst = {}
+    for condition in problem.conditions():
+        points = torch.from_numpy(condition.sample(64, rng)).to(torch.float64)
+        worst[condition.name] = max(float(r.detach().abs().max()) for r in problem.condition_residual(condition, model, points))
+    return worst
+
+
+def test_constrained_wave_network_meets_every_condition_exactly(wave):
+    torch.manual_seed(0)
+    constrained = build_network(wave, NetworkConfig(width=8, depth=2, hard_constraints=True)).double()
+    plain = build_network(wave, NetworkConfig(width=8, depth=2)).double()
+    assert isinstance(constrained, HardConstrained)
+    # displacement, velocity (u_t by autograd) and both edges, for random weights
+    assert max(condition_errors(wave, constrained).values()) < 1e-12
+    assert min(condition_errors(wave, plain).values()) > 1e-3  # the check can fail
+    assert constrained.multiply_adds() == plain.multiply_adds()
+
+
+def test_a_problem_without_hard_constraints_refuses_them():
+    with pytest.raises(ValueError, match="burgers declares no hard constraints"):
+        build_network(problems.get("burgers"), NetworkConfig(hard_constraints=True))
+
+
+def test_constrained_model_file_rebuilds_the_constrained_module(wave, tmp_path):
+    model = build_network(wave, NetworkConfig(width=8, depth=2, hard_constraints=True))
+    path = save_model(tmp_path / "teacher.pt", model, "teacher", wave, {"seed": 0}, {}, [])
+    loaded = kd_edge.load_model(path)
+    x = torch.rand(20, 2)
+    assert isinstance(loaded, HardConstrained) and loaded.problem.c == 1.5
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+    data = torch.load(path, weights_only=True)
+    del data["architecture"]["hard_constraints"]  # the flag lost: the weights no longer fit a plain MLP
+    torch.save(data, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="weights do not fit the stored architecture"):
+        kd_edge.load_model(tmp_path / "plain.pt")
+
+
+def test_constrained_teacher_trains_and_teaches_a_plain_student(wave):
+    teacher = train_teacher(wave, TrainConfig(network=NetworkConfig(width=16, depth=2, hard_constraints=True), **TINY),
+                            progress=False)
+    curve = [h["loss"] for h in teacher.history]
+    assert curve[-1] < 0.5 * curve[0]
+    assert all(h["conditions"] < 1e-10 for h in teacher.history)  # nothing left to learn there
+    student = distill(wave, teacher, DistillConfig(network=NetworkConfig(width=8, depth=2), n_distill=256, **TINY),
+                      progress=False)
+    distilled = [h["distill"] for h in student.history]
+    assert distilled[-1] < 0.7 * distilled[0] and not isinstance(student, HardConstrained)
+
+
+def test_constrained_model_compiles_through_the_vm_and_matches_pytorch(wave, tmp_path):
+    from kd_edge.compiler.chain import NotADenseChain  # noqa: F401  (the reason the fused path gives)
+
+    torch.manual_seed(1)
+    model = build_network(wave, NetworkConfig(width=8, depth=2, hard_constraints=True)).eval()
+    with pytest.raises(ValueError, match="backend='fused' needs a dense chain"):
+        kd_edge.compile(model, torch.zeros(2, 2), tmp_path / "fused", backend="fused")
+    artifact = kd_edge.compile(model, torch.zeros(2, 2), tmp_path / "auto")
+    solver = kd_edge.Solver(str(artifact))
+    x = np.random.default_rng(2).uniform(0, 1, size=(300, 2)).astype(np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(solver.predict(x), expected, rtol=0, atol=1e-5)
+    assert solver.predict(np.array([[0.3, 0.0]], np.float32))[0, 0] == pytest.approx(
+        float(wave.initial_displacement(torch.tensor(0.3))), abs=1e-6)
