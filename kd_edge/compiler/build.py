@@ -72,8 +72,9 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
       ONNX model (a path, bytes or onnx.ModelProto). The artifact accepts any number of points.
-    backend: "fused" compiles a dense chain (linear layers with tanh/sin activations) into one
-      kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
+    backend: "fused" compiles a dense chain (linear layers with tanh/sin activations, optionally
+      followed by an elementwise epilogue of the inputs and the chain's outputs, such as a hard
+      constraint) into one kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
       "auto" (default) uses "fused" when the model is a dense chain.
     input_names / output_names: column names (default: the problem's, for a model from
       kd_edge.load_model, else x0, x1, ... and y0, ...).
@@ -89,7 +90,7 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     """
     import tvm
 
-    from kd_edge.compiler.chain import NotADenseChain, extract_chain
+    from kd_edge.compiler.chain import NotADenseChain, epilogue_operations, extract_chain
     from kd_edge.compiler.kernel import (ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes,
                                          stack_bytes)
     from kd_edge.compiler.tune import tune_kernel
@@ -140,6 +141,8 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
                    "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
                               for l in layers],
                    "multiply_adds": sum(l.multiply_adds for l in layers)}
+        if layers.epilogue is not None:
+            runtime["epilogue"] = {"outputs": len(layers.epilogue), "operations": epilogue_operations(layers.epilogue)}
     else:
         executable = tvm.compile(relax_module, target=tvm.target.Target(spec.tvm_target))
         runtime = {"kind": "vm", "entry": "main"}

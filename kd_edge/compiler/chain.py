@@ -5,6 +5,11 @@ The recogniser interprets main's bindings abstractly. Each value is either a con
 an affine map of the previous layer's output, possibly with elementwise activations
 applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh /
 sin / cos close a layer (cos x = sin(x + pi/2)), and concat joins maps of the same input.
+After the chain, an elementwise *epilogue* may combine its outputs with the input columns:
+add, subtract, multiply, divide, sin, cos and tanh of input columns (strided slices of the
+input), constants and the chain's outputs. That is how a hard-constrained network,
+u = u0(x) + t^2 x (1 - x) N(x, t), keeps the fused kernel.
+
 Anything else means the module is not a dense chain and compiles the generic way."""
 
 import math
@@ -38,6 +43,58 @@ class _Affine:  # value = act(W @ base + b) per column; base is layer `base`'s o
     activations: tuple | None = None  # None: no activation applied yet
 
 
+@dataclass
+class _Pointwise:  # per column, an epilogue expression tree (see Chain.epilogue)
+    columns: list
+
+
+class Chain(list):
+    """The layers of a dense chain, and its epilogue: None, or one expression tree per output
+    column, built from ("lin", weights, bias) (an affine map of the input columns), ("out", j)
+    (the chain's output j), ("const", value), ("add" | "sub" | "mul" | "div", a, b) and
+    ("sin" | "tanh", a)."""
+
+    epilogue: list | None = None
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.epilogue) if self.epilogue is not None else int(self[-1].weight.shape[0])
+
+    def signature(self) -> list:
+        """The epilogue's operations without its constants (what its cost depends on)."""
+        def shape(node):
+            return [node[0]] + [shape(a) for a in node[1:] if isinstance(a, tuple)]
+        return [shape(tree) for tree in self.epilogue or []]
+
+
+def unary_nodes(trees) -> int:
+    """Distinct sin/tanh nodes in an epilogue: each takes a stack buffer in the kernel."""
+    return sum(1 for node in _nodes(trees) if node[0] in ("sin", "tanh"))
+
+
+def epilogue_operations(trees) -> int:
+    """Arithmetic operations and sin/tanh evaluations per point in an epilogue."""
+    return sum(1 for node in _nodes(trees) if node[0] not in ("out", "const", "lin"))
+
+
+def _nodes(trees) -> list:
+    """Each distinct node of the trees once (a subexpression used twice is one node)."""
+    seen, out = set(), []
+
+    def walk(node):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        out.append(node)
+        for a in node[1:]:
+            if isinstance(a, tuple):
+                walk(a)
+
+    for tree in trees or []:
+        walk(tree)
+    return out
+
+
 def _fold(layers: list[Layer]) -> list[Layer]:
     """Merge a layer without activations into the next one: W2 (W1 x + b1) + b2."""
     out = []
@@ -49,21 +106,24 @@ def _fold(layers: list[Layer]) -> list[Layer]:
     return out
 
 
-def extract_chain(module) -> list[Layer]:
-    """The layers of `module`'s main function, or NotADenseChain naming what is not one."""
+def extract_chain(module) -> Chain:
+    """The layers (and epilogue) of `module`'s main function, or NotADenseChain naming what is not one."""
     from tvm.ir import expr as ir  # TVM 0.27: Relax calls, tuples and constants are ir.expr nodes
 
     func = module["main"]
     if len(func.params) != 1:
         raise NotADenseChain(f"main takes {len(func.params)} inputs, a dense chain takes 1")
     width = int(func.params[0].ty.shape[1])
-    layers: list[Layer] = []
+    layers = Chain()
     values = {func.params[0]: _Affine(np.eye(width), np.zeros(width), 0)}
+    ended = {}  # the chain's final value, once the epilogue has used it: {"value": _Affine, "leaves": [...]}
 
     def close(v: _Affine) -> _Affine:
         """Turn v into the output of a new layer, so that more layers can follow it."""
         if v.activations is None:
             return v
+        if ended:
+            raise NotADenseChain("a layer follows the epilogue (two networks?)")
         if v.base != len(layers):
             raise NotADenseChain("a layer's input is not the previous layer's output (a skip connection?)")
         layers.append(Layer(v.weight, v.bias, v.activations))
@@ -83,18 +143,67 @@ def extract_chain(module) -> list[Layer]:
             raise NotADenseChain(f"a constant of shape {c.shape} does not broadcast over {k} columns")
         return np.broadcast_to(c.reshape(-1), (k,))
 
+    def pointwise(v) -> list:
+        """v as epilogue columns: input-linear values become ("lin", ...) leaves; the chain's
+        running value ends the chain and becomes ("out", j) leaves."""
+        if isinstance(v, _Pointwise):
+            return v.columns
+        if isinstance(v, np.ndarray):
+            return [("const", float(c)) for c in np.asarray(v).reshape(-1)]
+        if v.base == 0 and v.activations is None:  # an affine map of the input
+            return [("lin", tuple(float(w) for w in row), float(b)) for row, b in zip(v.weight, v.bias)]
+        if ended:
+            if ended["value"] is v:
+                return ended["leaves"]
+            raise NotADenseChain("elementwise arithmetic between two different values of the network "
+                                 "(a skip connection?)")
+        if v.base != len(layers):
+            raise NotADenseChain("the output skips layers")
+        layers.append(Layer(v.weight, v.bias, v.activations or ("identity",) * len(v.bias)))
+        ended.update(value=v, leaves=[("out", j) for j in range(len(v.bias))])
+        return ended["leaves"]
+
+    def broadcast(*parts):
+        k = max(len(p) for p in parts)
+        if any(len(p) not in (1, k) for p in parts):
+            raise NotADenseChain(f"epilogue values of {sorted({len(p) for p in parts})} columns do not broadcast")
+        return [p * k if len(p) == 1 else p for p in parts]
+
+    def epilogue(op, args):
+        if op in BINARY:
+            a, b = broadcast(pointwise(args[0]), pointwise(args[1]))
+            return _Pointwise([(BINARY[op], x, y) for x, y in zip(a, b)])
+        a = pointwise(args[0])
+        if op == "relax.cos":  # cos x = sin(x + pi/2)
+            return _Pointwise([("sin", ("add", x, ("const", math.pi / 2))) for x in a])
+        return _Pointwise([(op.split(".")[1], x) for x in a])
+
     def affine_and_const(a, b):
         if isinstance(a, _Affine) and isinstance(b, np.ndarray):
             return close(a), b, False
         if isinstance(b, _Affine) and isinstance(a, np.ndarray):
             return close(b), a, True
-        raise NotADenseChain("elementwise arithmetic between two non-constant tensors")
+        raise NotADenseChain("elementwise arithmetic between two non-constant tensors outside an epilogue")
+
+    def strided_slice(call):
+        source = value(call.args[0])
+        axes, begin, end, strides = ([int(i) for i in call.args[k].fields] for k in range(1, 5))
+        if isinstance(source, np.ndarray) or axes != [1]:
+            raise NotADenseChain("a slice of anything but the columns of a running value")
+        columns = pointwise(source)
+        return _Pointwise(columns[slice(begin[0], end[0], strides[0])])
 
     def evaluate(call):
         op = call.op.name if hasattr(call.op, "name") else str(call.op)
+        if op == "relax.strided_slice":
+            return strided_slice(call)
         if op == "relax.concat":
             parts = [value(f) for f in call.args[0].fields]
-            if call.attrs.axis not in (1, -1) or not all(isinstance(p, _Affine) for p in parts):
+            if call.attrs.axis not in (1, -1):
+                raise NotADenseChain("concat along anything but columns")
+            if any(isinstance(p, _Pointwise) for p in parts):
+                return _Pointwise(sum((pointwise(p) for p in parts), []))
+            if not all(isinstance(p, _Affine) for p in parts):
                 raise NotADenseChain("concat of anything but column blocks of the running value")
             if len({p.base for p in parts}) != 1:
                 raise NotADenseChain("concat of values from different layers")
@@ -102,6 +211,8 @@ def extract_chain(module) -> list[Layer]:
             return _Affine(np.vstack([p.weight for p in parts]), np.concatenate([p.bias for p in parts]),
                            parts[0].base, acts)
         args = [value(a) for a in call.args]
+        if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(UNARY):
+            return epilogue(op, args)
         if op == "relax.permute_dims" and isinstance(args[0], np.ndarray):
             return np.transpose(args[0], [int(i) for i in call.attrs.axes] if call.attrs.axes else None)
         if op == "relax.matmul":
@@ -110,7 +221,9 @@ def extract_chain(module) -> list[Layer]:
                 raise NotADenseChain("matmul of anything but the running value by a constant matrix")
             a = close(a)
             return _Affine(c.T @ a.weight, c.T @ a.bias, a.base)
-        if op in ("relax.add", "relax.subtract", "relax.multiply", "relax.divide"):
+        if op in BINARY:
+            if all(isinstance(a, _Affine) for a in args):  # e.g. N * N: only an epilogue may do this
+                return epilogue(op, args)
             a, c, const_first = affine_and_const(*args)
             c = as_vector(c, len(a.bias))
             if op == "relax.add":
@@ -121,7 +234,7 @@ def extract_chain(module) -> list[Layer]:
                 raise NotADenseChain("division by the running value")
             scale = 1 / c if op == "relax.divide" else c
             return _Affine(a.weight * scale[:, None], a.bias * scale, a.base)
-        if op in ("relax.tanh", "relax.sin", "relax.cos"):
+        if op in UNARY:
             a = close(args[0])
             shift = math.pi / 2 if op == "relax.cos" else 0.0
             act = "tanh" if op == "relax.tanh" else "sin"
@@ -141,9 +254,19 @@ def extract_chain(module) -> list[Layer]:
                 values[binding.var] = value(v)
     result = func.body.body
     out = value(result.fields[0]) if isinstance(result, ir.Tuple) else values.get(result)
+    if isinstance(out, _Pointwise):
+        if not ended:
+            raise NotADenseChain("the output does not use the network")
+        chain = Chain(_fold(layers))
+        chain.epilogue = out.columns
+        return chain
     if not isinstance(out, _Affine):
         raise NotADenseChain("the output is not computed from the input")
     if out.base != len(layers):
         raise NotADenseChain("the output skips layers")
     layers.append(Layer(out.weight, out.bias, out.activations or ("identity",) * len(out.bias)))
-    return _fold(layers)
+    return Chain(_fold(layers))
+
+
+BINARY = {"relax.add": "add", "relax.subtract": "sub", "relax.multiply": "mul", "relax.divide": "div"}
+UNARY = ("relax.tanh", "relax.sin", "relax.cos")

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from kd_edge.compiler.chain import unary_nodes
+
 ENTRY = "kd_edge_chain"
 PARALLEL_ENTRY = "kd_edge_chain_parallel"
 RECIPROCALS = ("divide", "newton")
@@ -58,6 +60,7 @@ _TWO_PI_LO = 2 * math.pi - _TWO_PI_HI  # Cody-Waite: 2 pi = hi + lo, hi exact in
 def stack_bytes(layers, lanes: int) -> int:
     """Stack the kernel's per-tile buffers take: a vector tile and a one-point tail of each."""
     rows = int(layers[0].weight.shape[1]) + sum(int(layer.weight.shape[0]) for layer in layers) + 4
+    rows += unary_nodes(getattr(layers, "epilogue", None))
     return rows * (lanes + 1) * 4
 
 
@@ -70,7 +73,7 @@ def build_kernel_module(layers, lanes: int, options: KernelOptions = KernelOptio
     """An IRModule with the serial and the parallel kernel for `layers`.
 
     Both take X (n, d_in) and Y (n, d_out), float32 row-major, any n and any 4-byte alignment,
-    and write Y = chain(X)."""
+    and write Y = chain(X), or Y = epilogue(X, chain(X)) when `layers` is a Chain with one."""
     import tvm
 
     return tvm.IRModule({ENTRY: _kernel(layers, lanes, options, ENTRY, parallel=False),
@@ -92,7 +95,10 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
             r = r * s + c(a)
         return r
 
-    d_in, d_out = layers[0].weight.shape[1], layers[-1].weight.shape[0]
+    epilogue = getattr(layers, "epilogue", None)
+    d_in = layers[0].weight.shape[1]
+    d_out = len(epilogue) if epilogue is not None else layers[-1].weight.shape[0]
+    n_unary = unary_nodes(epilogue)
     with IRBuilder() as ib:
         with T.prim_func():
             T.func_name(name)
@@ -113,6 +119,8 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                 h = [[T.alloc_buffer((width,), "float32", scope="global") for _ in range(d_in)]]
                 h += [[T.alloc_buffer((width,), "float32", scope="global") for _ in range(layer.weight.shape[0])]
                       for layer in layers]
+                # then one buffer per sin/tanh of the epilogue, the last of them the scratch vectors
+                h.append([T.alloc_buffer((width,), "float32", scope="global") for _ in range(n_unary)])
                 return h, [T.alloc_buffer((width,), "float32", scope="global") for _ in range(4)]
 
             def store(rows, value, row, lane):
@@ -174,8 +182,42 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                         elif act == "sin":
                             e = sin(e, lane, scratch)
                         store(h[i], e, j, lane)
-                for k in range(d_out):
-                    T.buffer_store(Y, h[-1][k][lane], [index, k])
+                if epilogue is None:
+                    for k in range(d_out):
+                        T.buffer_store(Y, h[-2][k][lane], [index, k])
+                    return
+                memo, unary = {}, iter(range(n_unary))
+
+                def emit(node):
+                    """The TIR expression of an epilogue node; sin/tanh results are stored first,
+                    since their expressions read scratch vectors the next one overwrites."""
+                    if id(node) in memo:
+                        return memo[id(node)]
+                    kind = node[0]
+                    if kind == "lin":
+                        terms = [h[0][i][lane] if w == 1 else c(w) * h[0][i][lane] for i, w in enumerate(node[1]) if w]
+                        terms += [c(node[2])] if node[2] or not terms else []
+                        e = terms[0]
+                        for term in terms[1:]:
+                            e = e + term
+                    elif kind == "out":
+                        e = h[-2][node[1]][lane]
+                    elif kind == "const":
+                        e = c(node[1])
+                    elif kind in ("sin", "tanh"):
+                        a = emit(node[1])
+                        slot = next(unary)
+                        store(h[-1], sin(a, lane, scratch) if kind == "sin" else tanh(a, lane, vector, scratch),
+                              slot, lane)
+                        e = h[-1][slot][lane]
+                    else:
+                        a, b = emit(node[1]), emit(node[2])
+                        e = {"add": a + b, "sub": a - b, "mul": a * b}[kind] if kind != "div" else a / b
+                    memo[id(node)] = e
+                    return e
+
+                for k, tree in enumerate(epilogue):
+                    T.buffer_store(Y, emit(tree), [index, k])
 
             tiles = T.parallel(n // lanes) if parallel else T.serial(n // lanes)
             with tiles as t:

@@ -34,6 +34,8 @@ CANDIDATES = tuple(KernelOptions(accumulators=a, reciprocal=r)
 def chain_key(layers, lanes: int, spec) -> str:
     """What a tuning result depends on: the chain's shape and activations, never its weights."""
     shape = [[int(l.weight.shape[1]), int(l.weight.shape[0]), list(l.activations)] for l in layers]
+    if getattr(layers, "epilogue", None) is not None:
+        shape.append(layers.signature())
     text = json.dumps({"version": TUNING_VERSION, "layers": shape, "lanes": lanes, "cpu": spec.cpu,
                        "features": list(spec.features), "tvm": spec.tvm_target}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -60,7 +62,7 @@ def _time_candidate(layers, lanes: int, spec, options: KernelOptions, x: np.ndar
     executable.export_library(str(library))
     kernel = tvm.runtime.load_module(str(library))[ENTRY]
     inputs = tvm.runtime.tensor(x)
-    outputs = tvm.runtime.tensor(np.empty((len(x), int(layers[-1].weight.shape[0])), np.float32))
+    outputs = tvm.runtime.tensor(np.empty((len(x), layers.n_outputs), np.float32))
     kernel(inputs, outputs)
     times, deadline = [], time.perf_counter() + TUNE_SECONDS
     while len(times) < 5 or time.perf_counter() < deadline:

@@ -91,7 +91,7 @@ class Gelu(torch.nn.Module):
 
 
 @pytest.mark.parametrize("module, reason", [
-    (SkipConnection(), "elementwise arithmetic between two non-constant tensors"),
+    (SkipConnection(), "elementwise arithmetic between two different values of the network"),
     (Gelu(), "operator relax.nn.gelu is not part of a dense chain"),
 ])
 def test_other_models_fall_back_to_the_vm(tmp_path, module, reason):
@@ -123,6 +123,43 @@ def test_the_fused_kernel_allocates_nothing_from_tvm(compiled):
     library = (artifact / "model.so").read_bytes()
     assert b"TVMBackendAllocWorkspace" not in library and b"TVMBackendFreeWorkspace" not in library
     assert b"TVMBackendParallelLaunch" in library  # the check above looks at the right kind of name
+
+
+class Epilogue(torch.nn.Module):
+    """A two-output network combined with its input columns: every epilogue operation."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = MLP(2, 2, 12, 2, "tanh")
+
+    def forward(self, x):
+        n = self.net(x)
+        a, b = x[:, :1], x[:, 1:2]
+        first = a * n[:, :1] + torch.cos(3 * b) - 0.5
+        second = torch.tanh(n[:, 1:2]) / (1 + a * a) + torch.sin(a - b) * n[:, :1]
+        return torch.cat([first, second], dim=1)
+
+
+class ExpEpilogue(Epilogue):
+    def forward(self, x):
+        return torch.exp(x[:, :1]) * self.net(x)[:, :1]
+
+
+def test_an_epilogue_of_inputs_and_network_outputs_compiles_into_the_fused_kernel(tmp_path):
+    torch.manual_seed(3)
+    module = Epilogue().eval()
+    chain = extract_chain(to_relax(module, torch.zeros(3, 2)))
+    assert len(chain) == 3 and chain.n_outputs == 2 and len(chain.epilogue) == 2
+    artifact = kd_edge.compile(module, torch.zeros(3, 2), tmp_path / "a")
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
+    solver = kd_edge.Solver(str(artifact))
+    for n in (1, 17, 5000):  # the one-point tail and vector tiles, serial and parallel
+        x = np.random.default_rng(n).uniform(-2, 2, size=(n, 2)).astype(np.float32)
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(solver.predict(x), expected, rtol=0, atol=1e-5)
+    with pytest.raises(NotADenseChain, match="operator relax.exp is not part of a dense chain"):
+        extract_chain(to_relax(ExpEpilogue().eval(), torch.zeros(3, 2)))
 
 
 def test_embeddings_fold_into_the_chain():

@@ -1,5 +1,7 @@
 """Hard constraints: a network whose output meets the problem's conditions exactly."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +40,22 @@ def test_constrained_wave_network_meets_every_condition_exactly(wave):
     assert constrained.multiply_adds() == plain.multiply_adds()
 
 
+def test_constrained_allen_cahn_network_meets_its_initial_condition_and_periodic_values():
+    allen_cahn = problems.get("allen_cahn")
+    torch.manual_seed(0)
+    network = NetworkConfig(width=8, depth=2, periodic={"x": 2.0}, hard_constraints=True)
+    model = build_network(allen_cahn, network).double()
+    rng = np.random.default_rng(0)
+    initial, periodic = allen_cahn.conditions()
+    points = torch.from_numpy(initial.sample(64, rng))
+    assert float(allen_cahn.condition_residual(initial, model, points)[0].detach().abs().max()) < 1e-12
+    points = torch.from_numpy(periodic.sample(64, rng))
+    values, slopes = allen_cahn.condition_residual(periodic, model, points)
+    assert float(values.detach().abs().max()) < 1e-6  # the embedding's phases are float32 constants
+    # u0's slopes at x = -1 and 1 are 2 and -2, a kink no periodic network removes
+    np.testing.assert_allclose(slopes.detach().numpy(), 4.0, atol=1e-9)
+
+
 def test_a_problem_without_hard_constraints_refuses_them():
     with pytest.raises(ValueError, match="burgers declares no hard constraints"):
         build_network(problems.get("burgers"), NetworkConfig(hard_constraints=True))
@@ -70,18 +88,22 @@ def test_constrained_teacher_trains_and_teaches_a_plain_student(wave):
     assert distilled[-1] < 0.7 * distilled[0] and not isinstance(student, HardConstrained)
 
 
-def test_constrained_model_compiles_through_the_vm_and_matches_pytorch(wave, tmp_path):
-    from kd_edge.compiler.chain import NotADenseChain  # noqa: F401  (the reason the fused path gives)
-
+def test_constrained_model_compiles_to_the_fused_kernel_and_matches_pytorch(wave, tmp_path):
     torch.manual_seed(1)
     model = build_network(wave, NetworkConfig(width=8, depth=2, hard_constraints=True)).eval()
-    with pytest.raises(ValueError, match="backend='fused' needs a dense chain"):
-        kd_edge.compile(model, torch.zeros(2, 2), tmp_path / "fused", backend="fused")
-    artifact = kd_edge.compile(model, torch.zeros(2, 2), tmp_path / "auto")
-    solver = kd_edge.Solver(str(artifact))
     x = np.random.default_rng(2).uniform(0, 1, size=(300, 2)).astype(np.float32)
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(solver.predict(x), expected, rtol=0, atol=1e-5)
-    assert solver.predict(np.array([[0.3, 0.0]], np.float32))[0, 0] == pytest.approx(
-        float(wave.initial_displacement(torch.tensor(0.3))), abs=1e-6)
+    for backend in ("auto", "vm"):
+        artifact = kd_edge.compile(model, torch.zeros(2, 2), tmp_path / backend, backend=backend)
+        runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
+        assert runtime["kind"] == ("fused" if backend == "auto" else "vm")
+        solver = kd_edge.Solver(str(artifact))
+        np.testing.assert_allclose(solver.predict(x), expected, rtol=0, atol=1e-5)
+        at_rest = solver.predict(np.array([[0.3, 0.0]], np.float32))[0, 0]  # the initial condition, exactly
+        assert at_rest == pytest.approx(float(wave.initial_displacement(torch.tensor(0.3))), abs=1e-6)
+    assert runtime_of(tmp_path / "auto")["epilogue"] == {"outputs": 1, "operations": 14}
+
+
+def runtime_of(artifact):
+    return json.loads((artifact / "manifest.json").read_text())["runtime"]
