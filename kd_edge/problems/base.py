@@ -97,6 +97,11 @@ class Problem:
         constrained network still exports. Problems that declare none raise NotImplementedError."""
         raise NotImplementedError(f"{self.name} declares no hard constraints")
 
+    def exact_conditions(self, network) -> tuple[str, ...]:
+        """Names of the conditions a network built with `network` (a NetworkConfig) and passed
+        through constrain() meets by construction; training leaves them out of the loss."""
+        return ()
+
     @property
     def has_hard_constraints(self) -> bool:
         return type(self).constrain is not Problem.constrain

@@ -107,6 +107,9 @@ class WaveProblem(Problem):
         x, t = p[:, :1], p[:, 1:2]
         return self.initial_displacement(x) + t * t * x * (1 - x) * raw
 
+    def exact_conditions(self, network):
+        return tuple(c.name for c in self.conditions())
+
     @staticmethod
     def initial_displacement(x):
         return torch.sin(math.pi * x) + 0.5 * torch.sin(3 * math.pi * x)

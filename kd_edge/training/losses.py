@@ -25,9 +25,10 @@ def pde_loss(problem, model, points: torch.Tensor, causal_chunks: int = 0, causa
     return (weights * per_chunk).mean()
 
 
-def condition_losses(problem, model, condition_points: list[torch.Tensor]) -> list[torch.Tensor]:
+def condition_losses(problem, model, condition_points: list[torch.Tensor], exact=()) -> list[torch.Tensor]:
+    """Mean squared residual of each condition, leaving out those named in `exact` (met by a hard constraint)."""
     return [mean_square(problem.condition_residual(c, model, p))
-            for c, p in zip(problem.conditions(), condition_points)]
+            for c, p in zip(problem.conditions(), condition_points) if c.name not in exact]
 
 
 def gaussian_kl(teacher_out: torch.Tensor, student_out: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,10 @@ def build_network(problem, network: NetworkConfig) -> MLP | HardConstrained:
                lower=lower.tolist(), upper=upper.tolist(), periodic=periodic,
                periodic_harmonics=network.periodic_harmonics, fourier_features=network.fourier_features,
                fourier_scale=network.fourier_scale)
-    return constrained(body, problem) if network.hard_constraints else body
+    if network.hard_constraints:
+        problem.exact_conditions(network)  # a problem whose constraint needs more says so now
+        return constrained(body, problem)
+    return body
 
 
 def constrained(body: MLP, problem) -> HardConstrained:

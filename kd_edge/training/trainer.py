@@ -41,7 +41,10 @@ class Trainer:
         self.description, self.show_progress = description, progress
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.rng = np.random.default_rng(config.seed)
-        self.weights = [config.condition_weight] * len(problem.conditions())
+        # conditions a hard-constrained network meets by construction are not trained (their points
+        # are still drawn, so the random stream is the same either way)
+        self.exact = problem.exact_conditions(config.network) if config.network.hard_constraints else ()
+        self.weights = [config.condition_weight] * sum(c.name not in self.exact for c in problem.conditions())
         self.adam = torch.optim.Adam(self.params, lr=config.adam_lr)
         self.lbfgs = None
         self.step, self.history = 0, []
@@ -74,13 +77,13 @@ class Trainer:
     def terms(self):
         c = self.config
         pde = pde_loss(self.problem, self.model, self.collocation, c.causal_chunks, c.causal_epsilon)
-        conditions = condition_losses(self.problem, self.model, self.condition_points)
+        conditions = condition_losses(self.problem, self.model, self.condition_points, self.exact)
         return pde, conditions
 
     def loss(self):
         pde, conditions = self.terms()
         total = pde + sum(w * l for w, l in zip(self.weights, conditions))
-        parts = {"pde": pde.item(), "conditions": sum(conditions).item()}
+        parts = {"pde": pde.item(), "conditions": sum(c.item() for c in conditions)}
         if self.extra_loss is not None:
             extra, extra_parts = self.extra_loss(self.step / max(1, self.total_steps))
             total = total + extra

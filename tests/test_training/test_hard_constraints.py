@@ -52,8 +52,12 @@ def test_constrained_allen_cahn_network_meets_its_initial_condition_and_periodic
     points = torch.from_numpy(periodic.sample(64, rng))
     values, slopes = allen_cahn.condition_residual(periodic, model, points)
     assert float(values.detach().abs().max()) < 1e-6  # the embedding's phases are float32 constants
-    # u0's slopes at x = -1 and 1 are 2 and -2, a kink no periodic network removes
+    # u0's slopes at x = -1 and 1 are 2 and -2, a kink no periodic network removes: training
+    # leaves the periodic condition out, and refuses a network that is not periodic by embedding
     np.testing.assert_allclose(slopes.detach().numpy(), 4.0, atol=1e-9)
+    assert allen_cahn.exact_conditions(network) == ("initial", "periodic")
+    with pytest.raises(ValueError, match="needs an exactly periodic network"):
+        build_network(allen_cahn, NetworkConfig(width=8, depth=2, hard_constraints=True))
 
 
 def test_a_problem_without_hard_constraints_refuses_them():
@@ -81,7 +85,7 @@ def test_constrained_teacher_trains_and_teaches_a_plain_student(wave):
                             progress=False)
     curve = [h["loss"] for h in teacher.history]
     assert curve[-1] < 0.5 * curve[0]
-    assert all(h["conditions"] < 1e-10 for h in teacher.history)  # nothing left to learn there
+    assert all(h["conditions"] == 0 for h in teacher.history)  # all four are exact: none trained
     student = distill(wave, teacher, DistillConfig(network=NetworkConfig(width=8, depth=2), n_distill=256, **TINY),
                       progress=False)
     distilled = [h["distill"] for h in student.history]
