@@ -104,7 +104,7 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
                 model = distill(problem, teacher, config, checkpoint, progress)
             else:
                 model = train_student_scratch(problem, config, checkpoint, progress)
-        seconds = time.time() - start
+        seconds = getattr(model, "train_seconds", None) or time.time() - start  # a resumed run counts its earlier runs
         if previous is not None:  # a continued teacher: the time of every run that made it
             seconds += previous.info["metrics"].get("train_seconds") or 0
         metrics = dict(evaluate(problem, model), train_seconds=round(seconds, 1))

@@ -10,7 +10,8 @@ from kd_edge.training.trainer import Trainer
 
 def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, description="train",
                progress=True, model=None, start=None):
-    """Physics-only training (plus an optional extra loss term); returns (model, history).
+    """Physics-only training (plus an optional extra loss term); returns (model, history). The
+    model's .train_seconds is the training time, counting the runs before a resumed checkpoint.
     start: (step, history) of a finished run whose weights `model` holds, to continue from."""
     torch.manual_seed(config.seed)
     model = model if model is not None else build_network(problem, config.network)
@@ -20,6 +21,7 @@ def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, d
         trainer.warm_start(*start)
     trainer.run()
     model.float().eval()
+    model.train_seconds = trainer.elapsed()
     return model, trainer.history
 
 

@@ -3,6 +3,7 @@ resumable checkpoints and an accuracy log."""
 
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +49,7 @@ class Trainer:
         self.adam = torch.optim.Adam(self.params, lr=config.adam_lr)
         self.lbfgs = None
         self.step, self.history = 0, []
+        self.seconds, self.started = 0.0, None  # training time of earlier runs of a resumed checkpoint; this run's start
         self.total_steps = config.adam_steps + config.lbfgs_steps
         self.collocation = self.condition_points = None
 
@@ -112,6 +114,7 @@ class Trainer:
             self.load()
         if self.collocation is None:
             self.resample()
+        self.started = time.perf_counter()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=self.description, disable=not self.show_progress,
                    mininterval=5, dynamic_ncols=True)
         decay = (c.adam_lr_final / c.adam_lr) ** (1 / max(1, c.adam_steps))
@@ -204,8 +207,13 @@ class Trainer:
         bar.set_postfix({k: f"{v:.2e}" for k, v in entry.items() if k in ("loss", "rel_l2")}, refresh=False)
 
     # --- checkpoints -------------------------------------------------------------
+    def elapsed(self) -> float:
+        """Seconds spent training this model, over every run of its checkpoint."""
+        return self.seconds + (time.perf_counter() - self.started if self.started is not None else 0.0)
+
     def state(self):
         return {
+            "seconds": self.elapsed(),
             "config": to_dict(self.config), "step": self.step, "model": self.model.state_dict(),
             "adam": self.adam.state_dict(), "lbfgs": self.lbfgs.state_dict() if self.lbfgs else None,
             "weights": self.weights, "rng": self.rng.bit_generator.state, "history": self.history,
@@ -239,6 +247,7 @@ class Trainer:
             self.lbfgs = self.make_lbfgs()
             self.lbfgs.load_state_dict(state["lbfgs"])
         self.step, self.weights, self.history = state["step"], state["weights"], state["history"]
+        self.seconds = state.get("seconds", 0.0)  # checkpoints from before it was kept lack it
         self.rng.bit_generator.state = state["rng"]
         # in this run's dtype: a float32 run may continue in float64
         self.collocation = state["collocation"].to(self.dtype)

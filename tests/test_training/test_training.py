@@ -116,9 +116,11 @@ def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, inte
     checkpoint = tmp_path / "teacher.ckpt"
     with interrupt_training(stop_at):
         train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
+    interrupted_seconds = torch.load(checkpoint, weights_only=False)["seconds"]
     resumed = train_teacher(burgers, config, checkpoint=checkpoint, progress=False)
     for pa, pb in zip(uninterrupted.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(pa, pb)
+    assert 0 < interrupted_seconds < resumed.train_seconds  # the time before the interruption counts
 
 
 def test_distillation_resumes_exactly(burgers, teacher, tmp_path, interrupt_training):
