@@ -150,8 +150,9 @@ def extract_chain(module) -> Chain:
             return v.columns
         if isinstance(v, np.ndarray):
             return [("const", float(c)) for c in np.asarray(v).reshape(-1)]
-        if v.base == 0 and v.activations is None:  # an affine map of the input
-            return [("lin", tuple(float(w) for w in row), float(b)) for row, b in zip(v.weight, v.bias)]
+        if v.base == 0 and (v.activations is None or layers):  # a function of the input alone
+            lin = [("lin", tuple(float(w) for w in row), float(b)) for row, b in zip(v.weight, v.bias)]
+            return lin if v.activations is None else [x if a == "identity" else (a, x) for x, a in zip(lin, v.activations)]
         if ended:
             if ended["value"] is v:
                 return ended["leaves"]

@@ -137,7 +137,7 @@ class Epilogue(torch.nn.Module):
         a, b = x[:, :1], x[:, 1:2]
         first = a * n[:, :1] + torch.cos(3 * b) - 0.5
         second = torch.tanh(n[:, 1:2]) / (1 + a * a) + torch.sin(a - b) * n[:, :1]
-        return torch.cat([first, second], dim=1)
+        return torch.cat([first, second], dim=1) * torch.cos(x)  # the whole input, after the network
 
 
 class ExpEpilogue(Epilogue):
