@@ -6,8 +6,8 @@ an affine map of the previous layer's output, possibly with elementwise activati
 applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh /
 sin / cos close a layer (cos x = sin(x + pi/2)), and concat joins maps of the same input.
 After the chain, an elementwise *epilogue* may combine its outputs with the input columns:
-add, subtract, multiply, divide, sin, cos and tanh of input columns (strided slices of the
-input), constants and the chain's outputs. That is how a hard-constrained network,
+add, subtract, multiply, divide, integer powers, sin, cos and tanh of input columns (strided
+slices of the input), constants and the chain's outputs. That is how a hard-constrained network,
 u = u0(x) + t^2 x (1 - x) N(x, t), keeps the fused kernel.
 
 Anything else means the module is not a dense chain and compiles the generic way."""
@@ -212,6 +212,15 @@ def extract_chain(module) -> Chain:
             return _Affine(np.vstack([p.weight for p in parts]), np.concatenate([p.bias for p in parts]),
                            parts[0].base, acts)
         args = [value(a) for a in call.args]
+        if op == "relax.power" and not isinstance(args[0], np.ndarray):
+            exponent = np.asarray(args[1]) if isinstance(args[1], np.ndarray) else None
+            if exponent is None or exponent.size != 1 or float(exponent) not in range(1, 9):
+                raise NotADenseChain("power with an exponent other than a constant integer 1 to 8")
+            base = pointwise(args[0])
+            product = base
+            for _ in range(int(float(exponent)) - 1):
+                product = [("mul", p, b) for p, b in zip(product, base)]
+            return _Pointwise(product)
         if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(UNARY):
             return epilogue(op, args)
         if op == "relax.permute_dims" and isinstance(args[0], np.ndarray):

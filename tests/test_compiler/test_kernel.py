@@ -135,7 +135,7 @@ class Epilogue(torch.nn.Module):
     def forward(self, x):
         n = self.net(x)
         a, b = x[:, :1], x[:, 1:2]
-        first = a * n[:, :1] + torch.cos(3 * b) - 0.5
+        first = a**3 * n[:, :1] + torch.cos(3 * b) - 0.5
         second = torch.tanh(n[:, 1:2]) / (1 + a * a) + torch.sin(a - b) * n[:, :1]
         return torch.cat([first, second], dim=1) * torch.cos(x)  # the whole input, after the network
 
@@ -143,6 +143,11 @@ class Epilogue(torch.nn.Module):
 class ExpEpilogue(Epilogue):
     def forward(self, x):
         return torch.exp(x[:, :1]) * self.net(x)[:, :1]
+
+
+class HalfPowerEpilogue(Epilogue):
+    def forward(self, x):
+        return x[:, :1] ** 0.5 * self.net(x)[:, :1]
 
 
 def test_an_epilogue_of_inputs_and_network_outputs_compiles_into_the_fused_kernel(tmp_path):
@@ -160,6 +165,8 @@ def test_an_epilogue_of_inputs_and_network_outputs_compiles_into_the_fused_kerne
         np.testing.assert_allclose(solver.predict(x), expected, rtol=0, atol=1e-5)
     with pytest.raises(NotADenseChain, match="operator relax.exp is not part of a dense chain"):
         extract_chain(to_relax(ExpEpilogue().eval(), torch.zeros(3, 2)))
+    with pytest.raises(NotADenseChain, match="power with an exponent other than a constant integer"):
+        extract_chain(to_relax(HalfPowerEpilogue().eval(), torch.zeros(3, 2)))
 
 
 def test_embeddings_fold_into_the_chain():
