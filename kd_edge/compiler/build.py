@@ -74,7 +74,7 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
       ONNX model (a path, bytes or onnx.ModelProto). The artifact accepts any number of points.
     backend: "fused" compiles a dense chain (linear layers with tanh/sin activations, optionally
       followed by an elementwise epilogue of the inputs and the chain's outputs, such as a hard
-      constraint) into one kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
+      constraint; see kd_edge.compiler.chain) into one kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
       "auto" (default) uses "fused" when the model is a dense chain.
     input_names / output_names: column names (default: the problem's, for a model from
       kd_edge.load_model, else x0, x1, ... and y0, ...).
