@@ -6,7 +6,7 @@ an affine map of the previous layer's output, possibly with elementwise activati
 applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh /
 sin / cos close a layer (cos x = sin(x + pi/2)), and concat joins maps of the same input.
 After the chain, an elementwise *epilogue* may combine its outputs with the input columns:
-add, subtract, multiply, divide, integer powers, sin, cos and tanh of input columns (strided
+add, subtract, multiply, divide, negate, integer powers, sin, cos and tanh of input columns (strided
 slices of the input), constants and the chain's outputs. That is how a hard-constrained network,
 u = u0(x) + t^2 x (1 - x) N(x, t), keeps the fused kernel.
 
@@ -221,6 +221,12 @@ def extract_chain(module) -> Chain:
             for _ in range(int(float(exponent)) - 1):
                 product = [("mul", p, b) for p, b in zip(product, base)]
             return _Pointwise(product)
+        if op == "relax.negative":
+            if isinstance(args[0], _Pointwise):
+                return _Pointwise([("mul", x, ("const", -1.0)) for x in args[0].columns])
+            if isinstance(args[0], _Affine):
+                a = close(args[0])
+                return _Affine(-a.weight, -a.bias, a.base)
         if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(UNARY):
             return epilogue(op, args)
         if op == "relax.permute_dims" and isinstance(args[0], np.ndarray):

@@ -98,6 +98,15 @@ class TaylorGreenProblem(Problem):
     def grid_axes(self):
         return [np.linspace(0, 2 * math.pi, 65), np.linspace(0, 2 * math.pi, 65), np.linspace(0, self.T, 11)]
 
+    def constrain(self, p, raw):
+        # u = u0 + t N_u, v = v0 + t N_v, p = N_p: the initial velocity exactly
+        x, y, t = p[:, :1], p[:, 1:2], p[:, 2:3]
+        u0, v0 = -torch.cos(x) * torch.sin(y), torch.sin(x) * torch.cos(y)
+        return torch.cat([u0 + t * raw[:, :1], v0 + t * raw[:, 1:2], raw[:, 2:3]], dim=1)
+
+    def exact_conditions(self, network):
+        return ("initial",)
+
     def solution(self, p):
         x, y, t = p[:, :1], p[:, 1:2], p[:, 2:3]
         decay = torch.exp(-2 * self.nu * t)
