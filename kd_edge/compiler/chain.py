@@ -63,7 +63,9 @@ class Chain(list):
     def signature(self) -> list:
         """The epilogue's operations without its constants (what its cost depends on)."""
         def shape(node):
-            return [node[0]] + [shape(a) for a in node[1:] if isinstance(a, tuple)]
+            if node[0] in ("lin", "const", "out"):  # leaves: their numbers are not the shape
+                return [node[0]]
+            return [node[0]] + [shape(a) for a in node[1:]]
         return [shape(tree) for tree in self.epilogue or []]
 
 

@@ -155,6 +155,8 @@ def test_an_epilogue_of_inputs_and_network_outputs_compiles_into_the_fused_kerne
     module = Epilogue().eval()
     chain = extract_chain(to_relax(module, torch.zeros(3, 2)))
     assert len(chain) == 3 and chain.n_outputs == 2 and len(chain.epilogue) == 2
+    torch.manual_seed(4)  # other weights, same shape: the same tuning-cache signature
+    assert extract_chain(to_relax(Epilogue().eval(), torch.zeros(3, 2))).signature() == chain.signature()
     artifact = kd_edge.compile(module, torch.zeros(3, 2), tmp_path / "a")
     assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
     solver = kd_edge.Solver(str(artifact))
