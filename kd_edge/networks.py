@@ -106,7 +106,7 @@ class HardConstrained(nn.Module):
     forward(x) = constrain(x, body(x)), e.g. u = u0(x) + t^2 x (1 - x) N(x, t) for the wave.
 
     The constraint compiles into the fused kernel as an epilogue after the dense layers
-    (kd_edge.compiler.chain), as long as it uses elementwise +, -, *, /, integer powers, sin, cos and tanh."""
+    (kd_edge.compiler.chain), as long as it uses elementwise +, -, *, /, negation, integer powers, sin, cos and tanh."""
 
     def __init__(self, body: MLP, constrain):
         super().__init__()

@@ -3,6 +3,7 @@ across SIMD lanes, weights as immediates, intermediates in one-vector stack buff
 and sin with measured error bounds (tests/test_compiler/test_kernel.py)."""
 
 import math
+import operator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -55,6 +56,9 @@ def _sin_coefficients(degree: int = 11) -> list[float]:
 _SIN_C = _sin_coefficients()
 _TWO_PI_HI = float(np.float32(2 * math.pi))
 _TWO_PI_LO = 2 * math.pi - _TWO_PI_HI  # Cody-Waite: 2 pi = hi + lo, hi exact in float32
+
+
+_BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 
 
 def stack_bytes(layers, lanes: int) -> int:
@@ -211,8 +215,7 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                               slot, lane)
                         e = h[-1][slot][lane]
                     else:
-                        a, b = emit(node[1]), emit(node[2])
-                        e = {"add": a + b, "sub": a - b, "mul": a * b}[kind] if kind != "div" else a / b
+                        e = _BINARY[kind](emit(node[1]), emit(node[2]))
                     memo[id(node)] = e
                     return e
 

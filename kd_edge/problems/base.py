@@ -93,8 +93,8 @@ class Problem:
 
     def constrain(self, p: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         """Hard constraints: a network's raw output (N, d_out) at points p (N, d_in) -> an output that
-        meets every initial/boundary condition exactly, whatever `raw` is. Plain tensor ops, so a
-        constrained network still exports. Problems that declare none raise NotImplementedError."""
+        meets the conditions exact_conditions() names exactly, whatever `raw` is. Plain tensor ops,
+        so a constrained network still exports. Problems that declare none raise NotImplementedError."""
         raise NotImplementedError(f"{self.name} declares no hard constraints")
 
     def exact_conditions(self, network) -> tuple[str, ...]:

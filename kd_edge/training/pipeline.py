@@ -1,7 +1,6 @@
 """Reproduce models/<problem>/: teacher, distilled student and scratch student, then metrics.json."""
 
 import json
-import time
 import tomllib
 from pathlib import Path
 
@@ -91,7 +90,6 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
             else:
                 check_made_with(files[stage], stage, cfg, made)
                 continue
-        start = time.time()
         checkpoint = runs / f"{stage}.ckpt"
         if stage == "teacher":
             model, config = train_teacher(problem, cfg["teacher"], checkpoint, progress, previous), cfg["teacher"]
@@ -104,7 +102,7 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
                 model = distill(problem, teacher, config, checkpoint, progress)
             else:
                 model = train_student_scratch(problem, config, checkpoint, progress)
-        seconds = getattr(model, "train_seconds", None) or time.time() - start  # a resumed run counts its earlier runs
+        seconds = model.train_seconds  # a resumed run counts its earlier runs
         if previous is not None:  # a continued teacher: the time of every run that made it
             seconds += previous.info["metrics"].get("train_seconds") or 0
         metrics = dict(evaluate(problem, model), train_seconds=round(seconds, 1))
