@@ -31,6 +31,8 @@ class TrainConfig:
     sampler: str = "sobol"         # uniform | lhs | sobol
     resample_every: int = 500      # Adam steps between fresh collocation sets (0: fixed set)
     adaptive_fraction: float = 0.0  # share of a fresh set chosen where the residual is largest (RAR)
+    lbfgs_resample_every: int = 0  # L-BFGS iterations between fresh collocation sets, each with a new
+    #                                L-BFGS history (0: one set for the whole stage, fresh only on a stall)
     condition_weight: float = 10.0  # weight of each initial/boundary term (initial value)
     adaptive_weights: bool = False  # rebalance condition weights by gradient norms (Wang et al. 2021);
     #                                 on Burgers it ended at 17% error where fixed weights reached 1.3%

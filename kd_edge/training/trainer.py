@@ -143,6 +143,7 @@ class Trainer:
                                  line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-15)
 
     def run_lbfgs(self, bar):
+        c = self.config
         if self.lbfgs is None:
             self.lbfgs = self.make_lbfgs()
         last = {}
@@ -179,12 +180,15 @@ class Trainer:
                 continue
             failures = 0
             total = last.pop("total")
-            self.after_step(bar, total, dict(last), "lbfgs", advance=max(done, 1))
-            if done < chunk and used < 5 * chunk:
-                # Stalled on its tolerances (float32 losses stop changing): restart on fresh
-                # collocation points with an empty history while the budget lasts.
+            stalled = done < chunk and used < 5 * chunk
+            every, iterations = c.lbfgs_resample_every, self.step - c.adam_steps
+            if stalled or (every and iterations // every != (iterations - max(done, 1)) // every):
+                # Stalled on its tolerances (float32 losses stop changing), or due for fresh points:
+                # restart on a fresh collocation set with an empty history while the budget lasts
+                # (before the checkpoint, so a resumed run continues as an uninterrupted one would).
                 self.resample()
                 self.lbfgs = self.make_lbfgs()
+            self.after_step(bar, total, dict(last), "lbfgs", advance=max(done, 1))
         if self.history and self.history[-1]["step"] != self.step:  # record where L-BFGS stopped
             total, parts = self.loss()
             self.record(bar, total.item(), parts, "lbfgs", evaluate=True)

@@ -108,9 +108,12 @@ def test_runs_are_reproducible(burgers):
         assert torch.equal(pa, pb)
 
 
-@pytest.mark.parametrize("stop_at", [30, 70], ids=["during-adam", "during-lbfgs"])
-def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, interrupt_training, stop_at):
-    config = TrainConfig(network=NetworkConfig(width=8, depth=2), **dict(TINY, checkpoint_every=10))
+@pytest.mark.parametrize("stop_at, lbfgs_resample_every", [(30, 0), (70, 0), (86, 25)],
+                         ids=["during-adam", "during-lbfgs", "at-an-lbfgs-resample"])
+def test_resume_continues_exactly_where_training_stopped(burgers, tmp_path, interrupt_training, stop_at,
+                                                         lbfgs_resample_every):
+    config = TrainConfig(network=NetworkConfig(width=8, depth=2),
+                         **dict(TINY, checkpoint_every=10, lbfgs_steps=75, lbfgs_resample_every=lbfgs_resample_every))
     uninterrupted = train_teacher(burgers, config, progress=False)
 
     checkpoint = tmp_path / "teacher.ckpt"
@@ -142,6 +145,24 @@ def test_lbfgs_sees_one_objective_between_resamples(burgers, teacher):
     before = term.points.clone()
     term.resample()
     assert not torch.equal(before, term.points)
+
+
+def test_lbfgs_takes_fresh_points_at_its_resample_interval(burgers, monkeypatch):
+    from kd_edge.training.trainer import Trainer
+    every, config = 25, TrainConfig(network=NetworkConfig(width=8, depth=2),
+                                    **dict(TINY, lbfgs_steps=100, lbfgs_resample_every=25))
+    sets, original = [], Trainer.resample
+
+    def record(self):
+        original(self)
+        sets.append((self.step, self.collocation.clone()))
+
+    monkeypatch.setattr(Trainer, "resample", record)
+    train_teacher(burgers, config, progress=False)
+    lbfgs = [(step - config.adam_steps, points) for step, points in sets if step > config.adam_steps]
+    for due in range(every, config.lbfgs_steps, every):  # a chunk is at most 25 iterations: one resample each
+        assert any(due <= iteration < due + every for iteration, _ in lbfgs), f"no fresh points at iteration {due}"
+    assert not torch.equal(lbfgs[0][1], lbfgs[1][1])
 
 
 def test_resume_refuses_a_checkpoint_of_another_config(burgers, tmp_path):
