@@ -39,6 +39,7 @@ class TrainConfig:
     weight_update_every: int = 200  # Adam steps between those rebalances
     causal_chunks: int = 0         # > 0: causal weighting over this many time slices (Wang et al. 2022)
     causal_epsilon: float = 1.0    # its tolerance: weight of slice i = exp(-eps * loss of slices before i)
+    time_weight_rate: float = 0.0  # > 0: the squared residual at time t weighs exp(rate (t_end - t)), mean 1
     precision: str = "float32"     # float32 | float64: the training arithmetic. In float32, L-BFGS's line search
     #                                 stalls once the loss is small (wave: a restart every few iterations, no
     #                                 progress after step 5,600); float64 cost about the same per step there
@@ -49,6 +50,9 @@ class TrainConfig:
 
     def __post_init__(self):
         training_dtype(self.precision)  # a clear error for an unknown precision, at load time
+        for name in ("lbfgs_resample_every", "time_weight_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0: off), got {getattr(self, name)}")
 
 
 @dataclass

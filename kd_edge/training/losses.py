@@ -1,5 +1,7 @@
 """Loss terms: the physics loss of a PINN and the KD-PINN distillation term."""
 
+import math
+
 import torch
 
 
@@ -7,15 +9,25 @@ def mean_square(residuals: list[torch.Tensor]) -> torch.Tensor:
     return sum(r.pow(2).mean() for r in residuals)
 
 
-def pde_loss(problem, model, points: torch.Tensor, causal_chunks: int = 0, causal_epsilon: float = 1.0):
+def pde_loss(problem, model, points: torch.Tensor, causal_chunks: int = 0, causal_epsilon: float = 1.0,
+             time_weight_rate: float = 0.0):
     """Mean squared PDE residual at `points`. With causal_chunks > 0, time is cut into that
     many slices and slice i counts with weight exp(-eps * sum of the losses of slices before
-    it), so later times only train once earlier ones are resolved (Wang, Sankaran & Perdikaris 2022)."""
+    it), so later times only train once earlier ones are resolved (Wang, Sankaran & Perdikaris 2022).
+    With time_weight_rate = a > 0, the squared residual at time t counts with weight proportional
+    to exp(a (t_end - t)), normalised to mean 1 over the time interval."""
     squared = sum(r.pow(2) for r in problem.residual(model, points))  # (N,)
-    if causal_chunks <= 0:
+    if causal_chunks <= 0 and time_weight_rate <= 0:
         return squared.mean()
     t = points[:, problem.inputs.index("t")]
     lower, upper = problem.bounds[0][problem.inputs.index("t")], problem.bounds[1][problem.inputs.index("t")]
+    if time_weight_rate > 0:
+        # where the dynamics amplify errors, one made at t grows by up to exp(rate (t_end - t)) by
+        # the end (Gronwall), so early residuals matter more than their share of the points
+        span = time_weight_rate * (upper - lower)
+        squared = squared * torch.exp(time_weight_rate * (upper - t)) * (span / math.expm1(span))
+    if causal_chunks <= 0:
+        return squared.mean()
     chunk = ((t - lower) / (upper - lower) * causal_chunks).long().clamp(0, causal_chunks - 1)
     sums = torch.zeros(causal_chunks, dtype=squared.dtype).index_add(0, chunk, squared)
     counts = torch.bincount(chunk, minlength=causal_chunks).clamp(min=1)

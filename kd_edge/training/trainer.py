@@ -78,7 +78,8 @@ class Trainer:
     # --- loss --------------------------------------------------------------------
     def terms(self):
         c = self.config
-        pde = pde_loss(self.problem, self.model, self.collocation, c.causal_chunks, c.causal_epsilon)
+        pde = pde_loss(self.problem, self.model, self.collocation, c.causal_chunks, c.causal_epsilon,
+                       c.time_weight_rate)
         conditions = condition_losses(self.problem, self.model, self.condition_points, self.exact)
         return pde, conditions
 

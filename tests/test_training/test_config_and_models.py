@@ -23,6 +23,8 @@ def test_config_from_dict_builds_nested_settings():
     ({"adaptive_weights": 1}, TypeError, r"config.adaptive_weights must be bool, got 1"),
     ({"network": 5}, TypeError, "config.network must be a table of settings"),
     ({"precision": "float16"}, ValueError, r"^config: unknown precision 'float16'; valid: float32, float64"),
+    ({"time_weight_rate": -5}, ValueError, r"^config: time_weight_rate must be >= 0 \(0: off\), got -5.0"),
+    ({"lbfgs_resample_every": -1}, ValueError, r"^config: lbfgs_resample_every must be >= 0"),
 ])
 def test_bad_config_names_the_key(values, error, message):
     with pytest.raises(error, match=message):

@@ -1,6 +1,7 @@
 """Teacher training, distillation and the scratch control, on tiny budgets."""
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -267,3 +268,23 @@ def test_causal_weighting_discounts_later_times():
     plain = pde_loss(p, wrong_late, points)
     causal = pde_loss(p, wrong_late, points, causal_chunks=8, causal_epsilon=10.0)
     assert causal.item() < 0.5 * plain.item()
+
+
+def test_time_weighting_counts_early_residuals_more_with_weights_of_mean_one():
+    from kd_edge.training.losses import pde_loss
+
+    p = problems.get("allen_cahn")
+    t = (torch.arange(4000, dtype=torch.float64) + 0.5) / 4000
+    points = torch.stack([torch.zeros_like(t), t], dim=1)
+    rate = 10.0
+    weight = torch.exp(rate * (1 - t)) * rate / math.expm1(rate)  # the documented weight
+    assert weight.mean().item() == pytest.approx(1.0, rel=1e-5)
+    # u = 0 solves the equation: each model is wrong only where it departs from 0
+    wrong_early = lambda x: torch.where(x[:, 1:] < 0.2, (0.2 - x[:, 1:]) ** 2, 0 * x[:, 1:])  # noqa: E731
+    wrong_late = lambda x: torch.where(x[:, 1:] > 0.8, (x[:, 1:] - 0.8) ** 2, 0 * x[:, 1:])  # noqa: E731
+    for model in (wrong_early, wrong_late):
+        squared = p.residual(model, points)[0].pow(2)
+        weighted = pde_loss(p, model, points, time_weight_rate=rate).item()
+        assert weighted == pytest.approx((weight * squared).mean().item(), rel=1e-12)
+    assert pde_loss(p, wrong_early, points, time_weight_rate=rate) > 2 * pde_loss(p, wrong_early, points)
+    assert pde_loss(p, wrong_late, points, time_weight_rate=rate) < 0.5 * pde_loss(p, wrong_late, points)
