@@ -22,8 +22,9 @@ def pde_loss(problem, model, points: torch.Tensor, causal_chunks: int = 0, causa
     t = points[:, problem.inputs.index("t")]
     lower, upper = problem.bounds[0][problem.inputs.index("t")], problem.bounds[1][problem.inputs.index("t")]
     if time_weight_rate > 0:
-        # where the dynamics amplify errors, one made at t grows by up to exp(rate (t_end - t)) by
-        # the end (Gronwall), so early residuals matter more than their share of the points
+        # where the dynamics amplify errors (growth rate L), one made at t can grow up to
+        # exp(L (t_end - t))-fold by the end (Gronwall), so early residuals matter more than their
+        # share of the points; the rate is a setting (Allen-Cahn: L = 5, and rate 5 beat 10)
         span = time_weight_rate * (upper - lower)
         squared = squared * torch.exp(time_weight_rate * (upper - t)) * (span / math.expm1(span))
     if causal_chunks <= 0:

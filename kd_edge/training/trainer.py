@@ -45,6 +45,10 @@ class Trainer:
         # conditions a hard-constrained network meets by construction are not trained (their points
         # are still drawn, so the random stream is the same either way)
         self.exact = problem.exact_conditions(config.network) if config.network.hard_constraints else ()
+        for name in ("causal_chunks", "time_weight_rate"):
+            if getattr(config, name) > 0 and "t" not in problem.inputs:
+                raise ValueError(f"{name} weights the residual in time, but {problem.name} has no input 't' "
+                                 f"(inputs: {', '.join(problem.inputs)}); set it to 0")
         self.weights = [config.condition_weight] * sum(c.name not in self.exact for c in problem.conditions())
         self.adam = torch.optim.Adam(self.params, lr=config.adam_lr)
         self.lbfgs = None

@@ -288,3 +288,11 @@ def test_time_weighting_counts_early_residuals_more_with_weights_of_mean_one():
         assert weighted == pytest.approx((weight * squared).mean().item(), rel=1e-12)
     assert pde_loss(p, wrong_early, points, time_weight_rate=rate) > 2 * pde_loss(p, wrong_early, points)
     assert pde_loss(p, wrong_late, points, time_weight_rate=rate) < 0.5 * pde_loss(p, wrong_late, points)
+
+
+@pytest.mark.parametrize("setting", [{"causal_chunks": 4}, {"time_weight_rate": 5.0}])
+def test_weighting_in_time_is_refused_for_a_problem_without_time(setting):
+    config = TrainConfig(network=NetworkConfig(width=8, depth=2), **dict(TINY, **setting))
+    with pytest.raises(ValueError, match=f"{next(iter(setting))} weights the residual in time, but poisson_2d "
+                                         r"has no input 't' \(inputs: x, y\)"):
+        train_teacher(problems.get("poisson_2d"), config, progress=False)
