@@ -19,8 +19,9 @@ def pde_loss(problem, model, points: torch.Tensor, causal_chunks: int = 0, causa
     squared = sum(r.pow(2) for r in problem.residual(model, points))  # (N,)
     if causal_chunks <= 0 and time_weight_rate <= 0:
         return squared.mean()
-    t = points[:, problem.inputs.index("t")]
-    lower, upper = problem.bounds[0][problem.inputs.index("t")], problem.bounds[1][problem.inputs.index("t")]
+    column = problem.inputs.index("t")
+    t = points[:, column]
+    lower, upper = problem.bounds[0][column], problem.bounds[1][column]
     if time_weight_rate > 0:
         # where the dynamics amplify errors (growth rate L), one made at t can grow up to
         # exp(L (t_end - t))-fold by the end (Gronwall), so early residuals matter more than their

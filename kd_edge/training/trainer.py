@@ -18,6 +18,11 @@ LBFGS_CHUNK = 25  # L-BFGS iterations between logs and checkpoints; up to 5x as 
 # evaluations are allowed per chunk, since a strong-Wolfe line search takes several
 
 
+def _crossed(position: int, advance: int, every: int) -> bool:
+    """Whether moving `advance` steps to `position` passed a multiple of `every` (0: never)."""
+    return bool(every) and position // every != (position - advance) // every
+
+
 def _grad_norm(loss, params) -> float:
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     return math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
@@ -186,8 +191,7 @@ class Trainer:
             failures = 0
             total = last.pop("total")
             stalled = done < chunk and used < 5 * chunk
-            every, iterations = c.lbfgs_resample_every, self.step - c.adam_steps
-            if stalled or (every and iterations // every != (iterations - max(done, 1)) // every):
+            if stalled or _crossed(self.step - c.adam_steps, max(done, 1), c.lbfgs_resample_every):
                 # Stalled on its tolerances (float32 losses stop changing), or due for fresh points:
                 # restart on a fresh collocation set with an empty history while the budget lasts
                 # (before the checkpoint, so a resumed run continues as an uninterrupted one would).
@@ -202,7 +206,7 @@ class Trainer:
     def after_step(self, bar, total, parts, stage, advance=1):
         c = self.config
         bar.update(advance)
-        crossed = lambda every: every and self.step // every != (self.step - advance) // every  # noqa: E731
+        crossed = lambda every: _crossed(self.step, advance, every)  # noqa: E731
         if crossed(c.log_every) or self.step >= self.total_steps:
             self.record(bar, total, parts, stage, evaluate=crossed(c.checkpoint_every) or self.step >= self.total_steps)
         if self.checkpoint and crossed(c.checkpoint_every):
