@@ -18,7 +18,7 @@ import torch  # noqa: E402
 
 from kd_edge.compiler.chain import extract_chain  # noqa: E402
 from kd_edge.compiler.frontend import to_relax  # noqa: E402
-from kd_edge.compiler.kernel import ENTRY, KernelOptions, build_kernel_module, simd_lanes  # noqa: E402
+from kd_edge.compiler.kernel import ENTRY, KernelOptions, build_kernel_module  # noqa: E402
 from kd_edge.compiler.target import resolve_target  # noqa: E402
 from kd_edge.measure import onnx_session  # noqa: E402
 from kd_edge.measure.latency import median_seconds  # noqa: E402
@@ -30,7 +30,7 @@ def kernel(layers, options, workdir: Path):
 
     spec = resolve_target("host")
     library = workdir / f"k{len(list(workdir.iterdir()))}.so"
-    tvm.compile(build_kernel_module(layers, simd_lanes(spec.features), options),
+    tvm.compile(build_kernel_module(layers, spec.lanes, options),
                 target=tvm.target.Target(spec.tvm_target)).export_library(str(library))
     return tvm.runtime.load_module(str(library))[ENTRY]
 

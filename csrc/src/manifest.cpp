@@ -1,6 +1,4 @@
 // Reads and validates manifest.json before anything from the artifact is executed.
-#include <tvm/ffi/extra/json.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -8,55 +6,74 @@
 #include <sstream>
 
 #include "host.hpp"
+#include "json.hpp"
 #include "kd_edge/solver.hpp"
 
 namespace kd_edge {
 namespace {
 
-namespace ffi = tvm::ffi;
 namespace fs = std::filesystem;
+using json::Value;
+using Type = json::Value::Type;
 
 [[noreturn]] void bad(const std::string& manifest, const std::string& what) {
   throw Error(ErrorKind::kInvalidArtifact, manifest + ": " + what);
 }
 
-ffi::Any field(const ffi::json::Object& obj, const char* key, const std::string& manifest) {
-  auto it = obj.find(ffi::String(key));
-  if (it == obj.end()) bad(manifest, std::string("missing field \"") + key + "\"");
-  return (*it).second;
+const Value& field(const Value& obj, const char* key, const std::string& manifest) {
+  const Value* v = obj.find(key);
+  if (v == nullptr) bad(manifest, std::string("missing field \"") + key + "\"");
+  return *v;
 }
 
-std::string string_field(const ffi::json::Object& obj, const char* key, const std::string& manifest) {
-  auto value = field(obj, key, manifest).try_cast<ffi::String>();
-  if (!value) bad(manifest, std::string("field \"") + key + "\" must be a string");
-  return std::string(*value);
+std::string string_field(const Value& obj, const char* key, const std::string& manifest) {
+  const Value& v = field(obj, key, manifest);
+  if (v.type != Type::kString) bad(manifest, std::string("field \"") + key + "\" must be a string");
+  return v.string;
 }
 
-ffi::json::Object object_field(const ffi::json::Object& obj, const char* key, const std::string& manifest) {
-  auto value = field(obj, key, manifest).try_cast<ffi::json::Object>();
-  if (!value) bad(manifest, std::string("field \"") + key + "\" must be an object");
-  return *value;
+const Value& object_field(const Value& obj, const char* key, const std::string& manifest) {
+  const Value& v = field(obj, key, manifest);
+  if (v.type != Type::kObject) bad(manifest, std::string("field \"") + key + "\" must be an object");
+  return v;
 }
 
-std::vector<std::string> string_list(const ffi::json::Object& obj, const char* key,
-                                     const std::string& manifest, bool allow_empty) {
-  auto value = field(obj, key, manifest).try_cast<ffi::json::Array>();
-  if (!value) bad(manifest, std::string("field \"") + key + "\" must be a list of strings");
+// An integer field (JSON numbers written without fraction, in int64 range; not true/false).
+int64_t integer_field(const Value& obj, const char* key, const std::string& manifest) {
+  const Value& v = field(obj, key, manifest);
+  if (v.type != Type::kNumber || !v.integral || !(v.number >= -9.2e18 && v.number <= 9.2e18))
+    bad(manifest, std::string("field \"") + key + "\" must be an integer");
+  return static_cast<int64_t>(v.number);
+}
+
+std::vector<std::string> string_list(const Value& obj, const char* key, const std::string& manifest,
+                                     bool allow_empty) {
+  const Value& v = field(obj, key, manifest);
+  if (v.type != Type::kArray) bad(manifest, std::string("field \"") + key + "\" must be a list of strings");
   std::vector<std::string> out;
-  for (const ffi::Any& item : *value) {
-    auto s = item.try_cast<ffi::String>();
-    if (!s) bad(manifest, std::string("field \"") + key + "\" must be a list of strings");
-    out.emplace_back(*s);
+  for (const Value& item : v.array) {
+    if (item.type != Type::kString) bad(manifest, std::string("field \"") + key + "\" must be a list of strings");
+    out.push_back(item.string);
   }
   if (out.empty() && !allow_empty) bad(manifest, std::string("field \"") + key + "\" is empty");
   return out;
 }
 
+// The file's bytes, refusing before reading any that are larger than a manifest can be.
 std::string read_text(const fs::path& path) {
+  std::error_code ec;
+  const auto size = fs::file_size(path, ec);
+  if (!ec && size > json::kMaxBytes)
+    bad(path.string(), "is " + std::to_string(size) + " bytes, larger than a manifest can be (" +
+                           std::to_string(json::kMaxBytes) + ")");
   std::ifstream file(path, std::ios::binary);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
+  std::string text;
+  char block[4096];
+  while (file.read(block, sizeof block) || file.gcount() > 0) {
+    text.append(block, static_cast<std::size_t>(file.gcount()));
+    if (text.size() > json::kMaxBytes) bad(path.string(), "larger than a manifest can be");
+  }
+  return text;
 }
 
 bool is_hex_digest(const std::string& s) {
@@ -72,22 +89,26 @@ DomainPolicy parse_policy(const std::string& name, const std::string& where) {
   return policy;
 }
 
-std::vector<float> number_list(const ffi::json::Array& values, const char* key, std::size_t size,
-                               const std::string& where) {
-  if (values.size() != size)
+std::vector<float> number_list(const Value& values, const char* key, std::size_t size, const std::string& where) {
+  if (values.type != Type::kArray) bad(where, std::string("field \"") + key + "\" must be a list of numbers");
+  if (values.array.size() != size)
     bad(where, std::string("field \"") + key + "\" must have one number per input (" + std::to_string(size) + ")");
   std::vector<float> out;
-  for (const ffi::Any& v : values) {
-    if (auto d = v.try_cast<double>()) {
-      out.push_back(static_cast<float>(*d));
-    } else if (auto i = v.try_cast<int64_t>()) {
-      out.push_back(static_cast<float>(*i));
-    } else {
-      bad(where, std::string("field \"") + key + "\" must be a list of numbers");
-    }
+  for (const Value& v : values.array) {
+    if (v.type != Type::kNumber) bad(where, std::string("field \"") + key + "\" must be a list of numbers");
+    out.push_back(static_cast<float>(v.number));
     if (!std::isfinite(out.back())) bad(where, std::string("field \"") + key + "\" has a non-finite bound");
   }
   return out;
+}
+
+// The target a host of this architecture can always run: what to recompile for.
+const char* portable_target(const std::string& arch) {
+  if (arch == "x86_64") return "x86-64-v3";
+  if (arch == "aarch64") return "aarch64";
+  if (arch == "armv7") return "armv7";
+  if (arch == "riscv64") return "riscv64";
+  return "host";
 }
 
 }  // namespace
@@ -112,86 +133,78 @@ bool domain_policy_from_name(const std::string& name, DomainPolicy* policy) noex
 }
 
 ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
-  ffi::String parse_error;
-  ffi::json::Value root;
-  try {
-    root = ffi::json::Parse(ffi::String(text), &parse_error);
-  } catch (const ffi::Error& e) {
-    bad(where, std::string("not valid JSON: ") + e.what());
-  }
-  if (!parse_error.empty()) bad(where, "not valid JSON: " + std::string(parse_error));
-  auto top = root.try_cast<ffi::json::Object>();
-  if (!top) bad(where, "top level must be a JSON object");
+  Value root;
+  std::string parse_error;
+  if (!json::parse(text, &root, &parse_error)) bad(where, "not valid JSON: " + parse_error);
+  if (root.type != Type::kObject) bad(where, "top level must be a JSON object");
+  const Value& top = root;
 
   ArtifactInfo info;
-  auto format = field(*top, "format", where).try_cast<int64_t>();
-  if (!format) bad(where, "field \"format\" must be an integer");
-  if (*format != kManifestFormat)
-    bad(where, "manifest format " + std::to_string(*format) + ", this runtime reads " +
-                   std::to_string(kManifestFormat) + (*format > kManifestFormat ? " (update kd-edge)" : " (recompile the artifact)"));
-  info.format = static_cast<int>(*format);
+  const int64_t format = integer_field(top, "format", where);
+  if (format != kManifestFormat)
+    bad(where, "manifest format " + std::to_string(format) + ", this runtime reads " +
+                   std::to_string(kManifestFormat) + (format > kManifestFormat ? " (update kd-edge)" : " (recompile the artifact)"));
+  info.format = static_cast<int>(format);
 
-  info.library = string_field(*top, "library", where);
+  info.library = string_field(top, "library", where);
   // The library must sit inside the artifact: a path could point anywhere on disk.
   if (info.library.empty() || info.library.find('/') != std::string::npos || info.library == "." ||
       info.library == "..")
     bad(where, "field \"library\" must be a plain file name inside the artifact, got \"" + info.library + "\"");
-  info.library_sha256 = string_field(*top, "library_sha256", where);
+  info.library_sha256 = string_field(top, "library_sha256", where);
   if (!is_hex_digest(info.library_sha256))
     bad(where, "field \"library_sha256\" must be 64 lower-case hex digits");
 
-  ffi::json::Object runtime = object_field(*top, "runtime", where);
+  const Value& runtime = object_field(top, "runtime", where);
   const std::string kind = string_field(runtime, "kind", where);
   info.entry = string_field(runtime, "entry", where);
   if (kind == "fused") {
     info.runtime = RuntimeKind::kFused;
     info.parallel_entry = string_field(runtime, "parallel_entry", where);
-    auto min_points = field(runtime, "parallel_min_points", where).try_cast<int64_t>();
-    if (!min_points || *min_points < 1) bad(where, "field \"parallel_min_points\" must be a positive integer");
-    info.parallel_min_points = static_cast<std::size_t>(*min_points);
+    const int64_t min_points = integer_field(runtime, "parallel_min_points", where);
+    if (min_points < 1) bad(where, "field \"parallel_min_points\" must be a positive integer");
+    info.parallel_min_points = static_cast<std::size_t>(min_points);
   } else if (kind != "vm") {
     bad(where, "runtime kind \"" + kind + "\", this runtime runs \"fused\" and \"vm\"");
   }
 
-  std::string dtype = string_field(*top, "dtype", where);
+  std::string dtype = string_field(top, "dtype", where);
   if (dtype != "float32") bad(where, "dtype \"" + dtype + "\", this runtime supports float32");
-  info.input_names = string_list(*top, "inputs", where, false);
-  info.output_names = string_list(*top, "outputs", where, false);
+  info.input_names = string_list(top, "inputs", where, false);
+  info.output_names = string_list(top, "outputs", where, false);
   for (const char* side : {"input", "output"}) {
     const std::string key = std::string(side) + "_width";
-    auto width = field(*top, key.c_str(), where).try_cast<int64_t>();
     const auto& names = side[0] == 'i' ? info.input_names : info.output_names;
-    if (!width || *width != static_cast<int64_t>(names.size()))
+    const Value& width = field(top, key.c_str(), where);
+    if (width.type != Type::kNumber || !width.integral || width.number != static_cast<double>(names.size()))
       bad(where, "field \"" + key + "\" must equal the number of " + side + " names (" +
                      std::to_string(names.size()) + ")");
   }
 
   // "domain": null, or {"lower": [...], "upper": [...]} with one bound per input.
-  ffi::Any domain = field(*top, "domain", where);
-  if (domain != nullptr) {
-    auto box = domain.try_cast<ffi::json::Object>();
-    if (!box) bad(where, "field \"domain\" must be null or an object with \"lower\" and \"upper\"");
-    for (const char* key : {"lower", "upper"}) {
-      auto values = field(*box, key, where).try_cast<ffi::json::Array>();
-      if (!values) bad(where, std::string("field \"") + key + "\" must be a list of numbers");
-      (key[0] == 'l' ? info.lower : info.upper) = number_list(*values, key, info.input_names.size(), where);
-    }
+  const Value& domain = field(top, "domain", where);
+  if (domain.type != Type::kNull) {
+    if (domain.type != Type::kObject) bad(where, "field \"domain\" must be null or an object with \"lower\" and \"upper\"");
+    info.lower = number_list(field(domain, "lower", where), "lower", info.input_names.size(), where);
+    info.upper = number_list(field(domain, "upper", where), "upper", info.input_names.size(), where);
     for (std::size_t i = 0; i < info.lower.size(); ++i)
       if (!(info.lower[i] <= info.upper[i]))
         bad(where, "domain of input " + info.input_names[i] + " has lower > upper");
   }
-  ffi::json::Object defaults = object_field(*top, "defaults", where);
+  const Value& defaults = object_field(top, "defaults", where);
   info.default_domain_policy = parse_policy(string_field(defaults, "out_of_domain", where), where);
-  ffi::Any check = field(defaults, "check_outputs", where);
-  if (check.type_index() != ffi::TypeIndex::kTVMFFIBool) bad(where, "field \"check_outputs\" must be true or false");
-  info.default_check_outputs = check.cast<bool>();
+  const Value& check = field(defaults, "check_outputs", where);
+  if (check.type != Type::kBool) bad(where, "field \"check_outputs\" must be true or false");
+  info.default_check_outputs = check.boolean;
   if (info.lower.empty() && info.default_domain_policy != DomainPolicy::kFlag)
     bad(where, "out_of_domain \"" + std::string(domain_policy_name(info.default_domain_policy)) +
                    "\" needs a domain, but \"domain\" is null");
 
-  info.tvm_version = string_field(*top, "tvm_version", where);
-  ffi::json::Object target = object_field(*top, "target", where);
+  info.tvm_version = string_field(top, "tvm_version", where);
+  const Value& target = object_field(top, "target", where);
+  info.target_name = string_field(target, "name", where);
   info.target_arch = string_field(target, "arch", where);
+  info.target_triple = string_field(target, "triple", where);
   info.target_cpu = string_field(target, "cpu", where);
   info.target_features = string_list(target, "features", where, true);
   return info;
@@ -211,13 +224,15 @@ ArtifactInfo read_manifest(const std::string& artifact_dir) {
   // Refuse before loading: code for another architecture or for missing ISA extensions
   // would crash with SIGILL instead of failing cleanly.
   if (info.target_arch != host_arch())
-    bad(where, "library compiled for " + info.target_arch + ", this host is " + host_arch());
+    bad(where, "library compiled for " + info.target_arch + " (target \"" + info.target_name + "\", CPU " +
+                   info.target_cpu + "), this host is " + host_arch() + ": compile the model for target \"" +
+                   portable_target(host_arch()) + "\" or another " + host_arch() + " target");
   std::vector<std::string> missing = missing_cpu_features(info.target_features);
   if (!missing.empty()) {
     std::string list;
     for (const auto& f : missing) list += (list.empty() ? "" : ", ") + f;
     bad(where, "library compiled for CPU \"" + info.target_cpu + "\" needs features this host lacks: " + list +
-                   " (recompile with a portable target)");
+                   " (recompile with the portable target \"" + portable_target(info.target_arch) + "\")");
   }
   return info;
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kd_edge/solver.hpp"
+#include "sha256.hpp"
 
 namespace kd_edge {
 namespace {
@@ -80,6 +81,12 @@ class Sha256 {
 };
 
 }  // namespace
+
+std::string sha256_bytes(const void* data, std::size_t size) {
+  Sha256 hash;
+  hash.update(static_cast<const unsigned char*>(data), size);
+  return hash.hex_digest();
+}
 
 std::string sha256_file(const std::string& path) {
   std::ifstream file(path, std::ios::binary);

@@ -1,10 +1,5 @@
-// Artifact: validated load of a library. Solver: input policy, then its fused kernel or its Relax VM.
+// Artifact: validated load of a library. Solver: input policy, then the artifact's backend.
 #include "kd_edge/solver.hpp"
-
-#include <tvm/ffi/container/array.h>
-#include <tvm/ffi/container/tensor.h>
-#include <tvm/ffi/extra/module.h>
-#include <tvm/ffi/function.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,35 +9,26 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <mutex>
-#include <thread>
+
+#include "backend.hpp"
+#include "library.hpp"
 
 namespace kd_edge {
 namespace {
 
-namespace ffi = tvm::ffi;
-
-constexpr DLDataType kFloat32{kDLFloat, 32, 1};
-constexpr DLDevice kCpu{kDLCPU, 0};
-constexpr int kPooledAllocator = 2;  // tvm::runtime::memory::AllocatorType::kPooled
-// Kernels of TVM's generic (VM) path assume their buffers are this aligned (aligned vector
-// loads): a caller's pointer that is not gets copied into an aligned staging buffer first.
-// The fused kernel is built for any 4-byte alignment.
-constexpr std::size_t kTvmAlignment = 64;
-
-// Growable float buffer aligned to kTvmAlignment.
+// Growable float buffer, 64-byte aligned.
 class AlignedBuffer {
  public:
+  static constexpr std::size_t kAlignment = 64;
   float* data() const { return data_.get(); }
-  float* reserve(std::size_t n_floats) {
+  void reserve(std::size_t n_floats) {
     if (n_floats > capacity_) {
-      const std::size_t bytes = (n_floats * sizeof(float) + kTvmAlignment - 1) / kTvmAlignment * kTvmAlignment;
-      float* p = static_cast<float*>(std::aligned_alloc(kTvmAlignment, bytes));
+      const std::size_t bytes = (n_floats * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
+      float* p = static_cast<float*>(std::aligned_alloc(kAlignment, bytes));
       if (p == nullptr) throw std::bad_alloc();
       data_.reset(p);
       capacity_ = bytes / sizeof(float);
     }
-    return data_.get();
   }
 
  private:
@@ -53,63 +39,19 @@ class AlignedBuffer {
   std::size_t capacity_ = 0;
 };
 
-// Lets a TVM tensor view caller memory without copying or owning it.
-struct BorrowedData {
-  void* data;
-  void AllocData(DLTensor* tensor) { tensor->data = data; }
-  void FreeData(DLTensor*) {}
-};
-
-ffi::Function require_function(const ffi::Module& module, const char* name, const std::string& library) {
-  ffi::Optional<ffi::Function> f = module->GetFunction(ffi::String(name));
-  if (!f.has_value())
-    throw Error(ErrorKind::kInvalidArtifact, library + " has no function \"" + name +
-                                                 "\": not a kd-edge artifact library");
-  return *f;
-}
-
-// Loads and verifies the library; members are built in order, so a throw leaves nothing half-made.
-ffi::Module load_library(const std::string& artifact_dir, const ArtifactInfo& info) {
-  const std::string library = (std::filesystem::path(artifact_dir) / info.library).string();
-  if (!std::filesystem::is_regular_file(library))
-    throw Error(ErrorKind::kNotFound, "library named in manifest.json is missing: " + library);
-  // Verify before dlopen: loading runs the library's initialisers.
-  const std::string digest = sha256_file(library);
-  if (digest != info.library_sha256)
-    throw Error(ErrorKind::kInvalidArtifact, library + " has sha256 " + digest + " but manifest.json expects " +
-                                                 info.library_sha256 + ": the library was changed or damaged");
-  try {
-    return ffi::Module::LoadFromFile(ffi::String(library));
-  } catch (const ffi::Error& e) {
-    throw Error(ErrorKind::kInvalidArtifact, "cannot load " + library + ": " + e.what());
-  }
-}
-
-ffi::Module start_vm(const ffi::Module& library, const std::string& name) {
-  try {
-    ffi::Module vm = require_function(library, "vm_load_executable", name)().cast<ffi::Module>();
-    require_function(vm, "vm_initialization", name)(static_cast<int>(kCpu.device_type), kCpu.device_id,
-                                                    kPooledAllocator);
-    return vm;
-  } catch (const ffi::Error& e) {
-    throw Error(ErrorKind::kInvalidArtifact, "cannot start the compiled model in " + name + ": " + e.what());
-  }
-}
-
-// TVM sizes its pool once, from TVM_NUM_THREADS, and otherwise picks 1 on some machines.
-void default_pool_size() {
-  static const bool done = [] {
-    const unsigned cpus = std::thread::hardware_concurrency();
-    if (cpus > 0) setenv("TVM_NUM_THREADS", std::to_string(cpus).c_str(), /*overwrite=*/0);
-    return true;
-  }();
-  (void)done;
-}
-
 std::string point_value(float v) {
   char text[32];
   std::snprintf(text, sizeof text, "%.9g", static_cast<double>(v));
   return text;
+}
+
+// Floats in `points` rows of `width`, refusing sizes whose bytes do not fit a size_t.
+std::size_t floats_for(std::size_t points, std::size_t width, const char* what) {
+  constexpr std::size_t kMax = std::numeric_limits<std::size_t>::max() / sizeof(float);
+  if (width != 0 && points > kMax / width)
+    throw Error(ErrorKind::kInvalidInput, std::string(what) + " of " + std::to_string(points) +
+                                              " points is larger than memory can hold");
+  return points * width;
 }
 
 }  // namespace
@@ -117,26 +59,28 @@ std::string point_value(float v) {
 // Everything here is set at load and only read afterwards, so Solvers on many threads share it.
 struct Artifact::Impl {
   ArtifactInfo info;
-  ffi::Module library;
-  ffi::Function entry;           // fused: the serial kernel
-  ffi::Function parallel_entry;  // fused: the pooled kernel
-  mutable std::mutex vm_mutex;   // serialises making VMs (at Solver construction, never in predict)
+  VerifiedLibrary library;
+  std::unique_ptr<Backend> backend;
 
   explicit Impl(const std::string& artifact_dir)
-      : info(read_manifest(artifact_dir)), library(load_library(artifact_dir, info)) {
-    if (info.runtime == RuntimeKind::kFused) {
-      entry = require_function(library, info.entry.c_str(), info.library);
-      parallel_entry = require_function(library, info.parallel_entry.c_str(), info.library);
-    } else {
-      std::lock_guard<std::mutex> lock(vm_mutex);
-      start_vm(library, info.library);  // fail at load, not at the first Solver
-    }
+      : info(read_manifest(artifact_dir)),
+        library((std::filesystem::path(artifact_dir) / info.library).string(), info.library_sha256),
+        backend(info.runtime == RuntimeKind::kFused ? load_fused(library, info) : load_vm(library, info)) {
+    check_shapes();
   }
 
-  // A VM holds per-call state, so each Solver gets its own.
-  ffi::Module new_vm() const {
-    std::lock_guard<std::mutex> lock(vm_mutex);
-    return start_vm(library, info.library);
+  // The library checks the shapes it is called with: one call on a point of zeros at load shows
+  // that it takes the manifest's widths, before any caller's data reaches it.
+  void check_shapes() const {
+    std::vector<float> in(info.input_names.size()), out(info.output_names.size());
+    try {
+      backend->make_runner()->run(in.data(), 1, out.data(), false);
+    } catch (const Error& e) {
+      throw Error(ErrorKind::kInvalidArtifact, library.origin() + " does not take the " +
+                                                   std::to_string(in.size()) + " inputs and " +
+                                                   std::to_string(out.size()) + " outputs manifest.json names: " +
+                                                   e.what());
+    }
   }
 };
 
@@ -145,7 +89,6 @@ Artifact::~Artifact() = default;
 const ArtifactInfo& Artifact::info() const noexcept { return impl_->info; }
 
 std::shared_ptr<const Artifact> Artifact::load(const std::string& artifact_dir) {
-  default_pool_size();
   return std::shared_ptr<const Artifact>(new Artifact(std::make_unique<Impl>(artifact_dir)));
 }
 
@@ -156,9 +99,8 @@ struct Solver::Impl {
   std::size_t max_batch;
   DomainPolicy policy;
   bool check_outputs;
-  ffi::Optional<ffi::Module> vm;  // vm runtime: this solver's own VM
-  ffi::Function vm_entry;
-  AlignedBuffer scratch;  // clamped input, or an aligned copy for the VM
+  std::unique_ptr<Runner> runner;
+  AlignedBuffer scratch;  // the clamped input
   // The box (or +-FLT_MAX without one) repeated for kScreenPoints points, so that the screening
   // pass over the input is one flat, vectorisable loop.
   std::vector<float> screen_lower, screen_upper;
@@ -171,17 +113,15 @@ struct Solver::Impl {
         max_batch(options.max_batch),
         policy(options.domain_policy.value_or(info.default_domain_policy)),
         check_outputs(options.check_outputs.value_or(info.default_check_outputs)) {
-    if (threads < 0)
-      throw Error(ErrorKind::kInvalidInput, "threads must be 0 (pool) or more, got " + std::to_string(threads));
+    if (threads != 0 && threads != 1)
+      throw Error(ErrorKind::kInvalidInput, "threads must be 0 (the pool) or 1 (the calling thread), got " +
+                                                std::to_string(threads));
     if (policy != DomainPolicy::kFlag && info.lower.empty())
       throw Error(ErrorKind::kInvalidInput, std::string("domain policy \"") + domain_policy_name(policy) +
                                                 "\" needs the training domain, which this artifact does not record "
                                                 "(compile with input_bounds)");
-    if (info.runtime == RuntimeKind::kVm) {
-      vm = artifact->impl().new_vm();
-      vm_entry = require_function(*vm, info.entry.c_str(), info.library);
-    }
-    if (needs_scratch()) scratch.reserve(max_batch * info.input_names.size());
+    runner = artifact->impl().backend->make_runner();
+    if (needs_scratch()) scratch.reserve(floats_for(max_batch, info.input_names.size(), "max_batch"));
     const std::size_t width = info.input_names.size();
     const bool boxed = !info.lower.empty();
     for (std::size_t i = 0; i < width * kScreenPoints; ++i) {
@@ -190,12 +130,10 @@ struct Solver::Impl {
     }
   }
 
-  bool needs_scratch() const { return policy == DomainPolicy::kClamp || info.runtime == RuntimeKind::kVm; }
+  bool needs_scratch() const { return policy == DomainPolicy::kClamp; }
   bool input_is_clean(const float* in, std::size_t n_points) const noexcept;
   PredictReport check_input(const float* in, std::size_t n_points) const;
   void check_output(const float* out, std::size_t n_points) const;
-  void run_fused(const float* in, std::size_t n_points, float* out);
-  void run_vm(const float* in, std::size_t n_points, float* out);
 };
 
 Solver::Solver(const std::string& artifact_dir, const SolverOptions& options)
@@ -283,10 +221,11 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
   if (n_points == 0) return {};
   if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
   Impl& s = *impl_;
+  floats_for(n_points, std::max(n_inputs(), n_outputs()), "a batch");
   PredictReport report = s.check_input(in, n_points);
   if (n_points > s.max_batch) {
-    s.max_batch = n_points;
     if (s.needs_scratch()) s.scratch.reserve(n_points * n_inputs());
+    s.max_batch = n_points;  // only once the scratch holds it
   }
   if (report.out_of_domain > 0 && s.policy == DomainPolicy::kClamp) {
     const std::size_t width = n_inputs();
@@ -295,61 +234,9 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
       clamped[i] = std::min(std::max(in[i], s.info.lower[i % width]), s.info.upper[i % width]);
     in = clamped;
   }
-  if (s.info.runtime == RuntimeKind::kFused) {
-    s.run_fused(in, n_points, out);
-  } else {
-    s.run_vm(in, n_points, out);
-  }
+  s.runner->run(in, n_points, out, s.threads != 1);
   if (s.check_outputs) s.check_output(out, n_points);
   return report;
-}
-
-// The kernel reads the input and writes the caller's output in place: DLTensor views on the
-// stack, no copies and no tensor objects.
-void Solver::Impl::run_fused(const float* in, std::size_t n_points, float* out) {
-  int64_t in_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.input_names.size())};
-  int64_t out_shape[2] = {static_cast<int64_t>(n_points), static_cast<int64_t>(info.output_names.size())};
-  DLTensor x{const_cast<float*>(in), kCpu, 2, kFloat32, in_shape, nullptr, 0};
-  DLTensor y{out, kCpu, 2, kFloat32, out_shape, nullptr, 0};
-  const Artifact::Impl& a = artifact->impl();
-  const bool pool = threads != 1 && n_points >= info.parallel_min_points;
-  const ffi::Function& kernel = pool ? a.parallel_entry : a.entry;
-  try {
-    kernel(&x, &y);
-  } catch (const ffi::Error& e) {
-    throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") + e.what());
-  }
-}
-
-void Solver::Impl::run_vm(const float* in, std::size_t n_points, float* out) {
-  const std::size_t n_outputs = info.output_names.size();
-  const int64_t rows = static_cast<int64_t>(n_points);
-  const int64_t shape[2] = {rows, static_cast<int64_t>(info.input_names.size())};
-  const std::size_t n_in_floats = n_points * info.input_names.size();
-  if (reinterpret_cast<std::uintptr_t>(in) % kTvmAlignment != 0) {
-    float* aligned = scratch.data();
-    std::memcpy(aligned, in, n_in_floats * sizeof(float));
-    in = aligned;
-  }
-  ffi::Tensor result;
-  try {
-    ffi::Tensor x = ffi::Tensor::FromNDAlloc(BorrowedData{const_cast<float*>(in)}, ffi::ShapeView(shape, 2),
-                                             kFloat32, kCpu);
-    ffi::Any returned = vm_entry(x);
-    // torch.export wraps a single output in a tuple.
-    if (auto tuple = returned.try_cast<ffi::Array<ffi::Any>>()) {
-      result = (*tuple)[0].cast<ffi::Tensor>();
-    } else {
-      result = returned.cast<ffi::Tensor>();
-    }
-  } catch (const ffi::Error& e) {
-    throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") + e.what());
-  }
-  const DLTensor* y = result.GetDLTensorPtr();
-  if (y->ndim != 2 || y->shape[0] != rows || y->shape[1] != static_cast<int64_t>(n_outputs) ||
-      y->dtype.code != kDLFloat || y->dtype.bits != 32)
-    throw Error(ErrorKind::kRuntime, "compiled model returned a result of unexpected shape or dtype");
-  std::memcpy(out, static_cast<const char*>(y->data) + y->byte_offset, n_points * n_outputs * sizeof(float));
 }
 
 }  // namespace kd_edge

@@ -254,9 +254,9 @@ static void test_bad_artifacts(const fs::path& golden, const fs::path& tmp) {
                  K::kInvalidArtifact, "not valid JSON");
   expect_refusal("not_object", [](const fs::path& d) { write_text(d / "manifest.json", "[1, 2]"); },
                  K::kInvalidArtifact, "JSON object");
-  expect_refusal("format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 2", "\"format\": 99")); },
-                 K::kInvalidArtifact, "manifest format 99, this runtime reads 2 (update kd-edge)");
-  expect_refusal("no_format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 2,", "")); },
+  expect_refusal("format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 3", "\"format\": 99")); },
+                 K::kInvalidArtifact, "manifest format 99, this runtime reads 3 (update kd-edge)");
+  expect_refusal("no_format", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"format\": 3,", "")); },
                  K::kInvalidArtifact, "missing field \"format\"");
   expect_refusal("sha", [](const fs::path& d) { std::ofstream(d / "model.so", std::ios::app) << "x"; },
                  K::kInvalidArtifact, "the library was changed or damaged");
@@ -267,8 +267,12 @@ static void test_bad_artifacts(const fs::path& golden, const fs::path& tmp) {
                  K::kInvalidArtifact, "input_width");
   expect_refusal("dtype", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"float32\"", "\"float16\"")); },
                  K::kInvalidArtifact, "dtype \"float16\"");
-  expect_refusal("arch", [&](const fs::path& d) { write_text(d / "manifest.json", replace(manifest, "\"x86_64\"", "\"riscv64\"")); },
-                 K::kInvalidArtifact, "library compiled for riscv64");
+  const std::string other_arch = contains(manifest, "\"arch\": \"riscv64\"") ? "x86_64" : "riscv64";
+  expect_refusal("arch", [&](const fs::path& d) {
+                   auto at = manifest.find("\"arch\": \"") + 9;
+                   write_text(d / "manifest.json", manifest.substr(0, at) + other_arch + manifest.substr(manifest.find('"', at)));
+                 },
+                 K::kInvalidArtifact, "library compiled for " + other_arch);
   expect_refusal("feature", [&](const fs::path& d) {
                    write_text(d / "manifest.json", replace(manifest, "\"features\": [", "\"features\": [\"kd_edge_imaginary_isa\", "));
                  },

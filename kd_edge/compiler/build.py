@@ -10,6 +10,7 @@ from kd_edge.compiler.target import resolve_target
 BACKENDS = ("auto", "fused", "vm")
 # Below this many points a call stays on the calling thread: waking the pool costs more.
 PARALLEL_MIN_POINTS = 4096
+KERNEL_ABI = Path(__file__).with_name("kernel_abi.cc")
 
 
 def _column_names(names, width: int, default_prefix: str, what: str) -> list[str]:
@@ -65,7 +66,7 @@ def _import(model, example_input):
         "weights_sha256": weights_sha256(model)}
 
 
-def compile(model, example_input=None, out_dir=None, target: str = "host", input_names=None, output_names=None,
+def compile(model, example_input=None, out_dir=None, target="host", input_names=None, output_names=None,
             backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
             check_outputs: bool = True, tune_trials: int = 0, progress: bool = True) -> Path:
     """Compile a model for the CPU and write an artifact directory; return its path.
@@ -86,13 +87,16 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
       N variants of it on this CPU and keeps the fastest (kd_edge.compiler.tune; results are
       cached per chain shape and target, so a second compile is instant). Needs a dense chain
       and target="host". progress shows tuning progress.
+    target: where the artifact runs: "host" (this CPU, default), a preset ("x86-64-v3", "aarch64",
+      "cortex-a72", "armv7", "riscv64", ...: kd_edge.compiler.target.PRESETS, `kd-edge targets`) or
+      a dict naming an LLVM triple and CPU. Other architectures are linked with Debian's cross
+      compiler for them and need a dense chain (the fused kernel).
     out_dir gets manifest.json and the shared library model.so.
     """
     import tvm
 
     from kd_edge.compiler.chain import NotADenseChain, epilogue_operations, extract_chain
-    from kd_edge.compiler.kernel import (ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes,
-                                         stack_bytes)
+    from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, stack_bytes
     from kd_edge.compiler.tune import tune_kernel
 
     if backend not in BACKENDS:
@@ -118,6 +122,7 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
     spec = resolve_target(target)
+    cxx = spec.compiler()  # before the slow part: a missing cross compiler fails first
     layers = None
     if backend != "vm":
         try:
@@ -128,7 +133,7 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
     if layers is not None:
-        lanes = simd_lanes(spec.features)
+        lanes = spec.lanes
         options, tuning = KernelOptions(), None
         if tune_trials:
             options, tuning = tune_kernel(layers, lanes, spec, tune_trials, progress)
@@ -144,6 +149,9 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
         if layers.epilogue is not None:
             runtime["epilogue"] = {"outputs": len(layers.epilogue), "operations": epilogue_operations(layers.epilogue)}
     else:
+        if not spec.is_host_arch:
+            reason = "a model that is not a dense chain runs on TVM's Relax VM, which kd-edge builds for the host only"
+            raise ValueError(f"target {spec.name!r} ({spec.arch}): {reason}")
         executable = tvm.compile(relax_module, target=tvm.target.Target(spec.tvm_target))
         runtime = {"kind": "vm", "entry": "main"}
 
@@ -151,7 +159,13 @@ def compile(model, example_input=None, out_dir=None, target: str = "host", input
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_NAME).unlink(missing_ok=True)  # no stale manifest beside a new library
     library = out / LIBRARY_NAME
-    executable.export_library(str(library))
+    if layers is not None:  # the fused library carries its own error hook (kernel_abi.cc)
+        from tvm.support import cc
+
+        link = cc.cross_compiler(cxx or cc.get_cc() or "g++", add_files=[str(KERNEL_ABI)])
+        executable.export_library(str(library), fcompile=link)
+    else:
+        executable.export_library(str(library))
     write_manifest(out, {
         "format": MANIFEST_FORMAT,
         "library": LIBRARY_NAME,

@@ -68,11 +68,6 @@ def stack_bytes(layers, lanes: int) -> int:
     return rows * (lanes + 1) * 4
 
 
-def simd_lanes(features) -> int:
-    """Points per vector register on a CPU with these /proc/cpuinfo features."""
-    return 16 if "avx512f" in features else 8 if "avx2" in features else 4
-
-
 def build_kernel_module(layers, lanes: int, options: KernelOptions = KernelOptions()):
     """An IRModule with the serial and the parallel kernel for `layers`.
 

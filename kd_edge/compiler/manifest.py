@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-MANIFEST_FORMAT = 2  # csrc/include/kd_edge/solver.hpp: kManifestFormat must match
+MANIFEST_FORMAT = 3  # csrc/include/kd_edge/solver.hpp: kManifestFormat must match
 MANIFEST_NAME = "manifest.json"
 LIBRARY_NAME = "model.so"
 DOMAIN_POLICIES = ("flag", "clamp", "reject")

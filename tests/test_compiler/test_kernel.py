@@ -11,7 +11,7 @@ import torch
 import kd_edge
 from kd_edge.compiler.chain import Layer, NotADenseChain, extract_chain
 from kd_edge.compiler.frontend import to_relax
-from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, simd_lanes
+from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module
 from kd_edge.compiler.target import resolve_target
 from kd_edge.networks import MLP
 
@@ -20,7 +20,7 @@ def compiled_kernel(layers, options=KernelOptions()):
     import tvm
 
     spec = resolve_target("host")
-    return tvm.compile(build_kernel_module(layers, simd_lanes(spec.features), options),
+    return tvm.compile(build_kernel_module(layers, spec.lanes, options),
                        target=tvm.target.Target(dict(spec.tvm_target, **{"num-cores": 2})))
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import kd_edge
+from kd_edge.compiler.manifest import MANIFEST_FORMAT
 
 
 def edit_manifest(artifact, edit):
@@ -31,8 +32,9 @@ DAMAGE = {
                     FileNotFoundError, "no manifest.json"),
     "not-json": (lambda a: (a / "manifest.json").write_text('{"format": 1, "library": '),
                  kd_edge.ArtifactError, "manifest.json: not valid JSON"),
-    "format-version": (lambda a: edit_manifest(a, lambda m: m.update(format=3)),
-                       kd_edge.ArtifactError, "manifest format 3, this runtime reads 2 \\(update kd-edge\\)"),
+    "format-version": (lambda a: edit_manifest(a, lambda m: m.update(format=MANIFEST_FORMAT + 1)),
+                       kd_edge.ArtifactError,
+                       f"manifest format {MANIFEST_FORMAT + 1}, this runtime reads {MANIFEST_FORMAT} \\(update kd-edge\\)"),
     "field-type": (lambda a: edit_manifest(a, lambda m: m.update(inputs="x0,x1")),
                    kd_edge.ArtifactError, 'field "inputs" must be a list of strings'),
     "sha256": (lambda a: append_byte(a / "model.so"),

@@ -42,7 +42,7 @@ typedef enum {
 } kd_edge_domain_policy;
 
 typedef struct {
-  int threads;           /* 1: calling thread only; 0: TVM's pool for large batches */
+  int threads;           /* 1: calling thread only; 0: the pool for large batches */
   size_t max_batch;      /* scratch prepared for this many points; 0: grow on first use */
   int domain_policy;     /* a kd_edge_domain_policy */
   int check_outputs;     /* 1: refuse non-finite outputs; 0: don't check; -1: manifest default */

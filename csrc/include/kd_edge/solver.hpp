@@ -59,13 +59,15 @@ struct ArtifactInfo {
   DomainPolicy default_domain_policy = DomainPolicy::kFlag;
   bool default_check_outputs = true;
   std::string tvm_version;                  // TVM release that compiled the library
-  std::string target_arch;                  // e.g. "x86_64"
+  std::string target_name;                  // the compile target, e.g. "host", "cortex-a72"
+  std::string target_arch;                  // "x86_64", "aarch64", "armv7", "riscv64"
+  std::string target_triple;                // LLVM triple, e.g. "aarch64-linux-gnu"
   std::string target_cpu;                   // LLVM CPU name, e.g. "emeraldrapids"
-  std::vector<std::string> target_features; // ISA features the code may use, e.g. "avx2"
+  std::vector<std::string> target_features; // ISA features the code may use, e.g. "avx2", "asimd"
 };
 
 // Manifest format version this runtime reads.
-constexpr int kManifestFormat = 2;
+constexpr int kManifestFormat = 3;
 
 // A validated, loaded artifact library. Immutable once loaded, so one Artifact can back any
 // number of Solvers on any threads: load once, then make a Solver per thread from it.
@@ -86,8 +88,8 @@ class Artifact {
 
 struct SolverOptions {
   // 1: every call runs on the calling thread. 0: batches of at least the artifact's
-  // parallel_min_points run on TVM's process-wide pool, sized by TVM_NUM_THREADS (set to the
-  // number of CPUs if unset when the first Solver is made).
+  // parallel_min_points run on a process-wide pool, sized by KD_EDGE_NUM_THREADS (else
+  // TVM_NUM_THREADS, else the number of CPUs). Other values are refused.
   int threads = 0;
   // Largest batch to prepare scratch memory for at construction. Calls up to this size never
   // allocate; a larger call grows the scratch once (0: grow to the largest batch used).
@@ -105,7 +107,7 @@ struct PredictReport {
 // A loaded artifact ready to predict. Construction throws kd_edge::Error on any failure.
 // Not thread-safe: use one Solver per thread (Solvers sharing one Artifact are independent).
 // After construction, predict on batches up to max_batch allocates nothing and takes no lock
-// (fused artifacts; TVM's VM path allocates inside TVM).
+// (fused artifacts; TVM's VM path allocates inside TVM). `in` and `out` must not overlap.
 class Solver {
  public:
   explicit Solver(const std::string& artifact_dir, const SolverOptions& options = {});

@@ -1,0 +1,97 @@
+"""kd-edge bundle: everything a C++ developer copies to a board, for one model and one target."""
+
+import json
+import shutil
+from pathlib import Path
+
+from kd_edge.compiler.target import resolve_target
+from kd_edge.deploy.runtime import build_runtime
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+
+_README = """# {name}: kd-edge bundle for {target} ({arch})
+
+Built {what}. Copy this folder to the board; it runs wherever it is copied (RUNPATHs are relative).
+
+| path | what |
+|---|---|
+| `artifact/` | the model: `manifest.json` and `model.so`, compiled for CPU `{cpu}` ({features}) |
+| `bin/kd-edge-run` | latency: `bin/kd-edge-run --artifact artifact --batch 1` |
+| `bin/kd-edge-predict` | points from a file: `bin/kd-edge-predict artifact in.f32 out.f32` (raw float32, {n_in} columns in, {n_out} out) |
+| `bin/kd-edge-control-loop` | a fixed-rate control loop: `bin/kd-edge-control-loop artifact --rate 1000 --seconds 1` |
+| `lib/libkd_edge.so` | the runtime ({runtime_kb:.0f} KB stripped; needs only the C and C++ libraries) |
+| `include/kd_edge/` | `solver.hpp` (C++), `c_api.h` (C) |
+| `lib/cmake/kd_edge/` | `find_package(kd_edge CONFIG REQUIRED)`, then link `kd_edge::kd_edge` |
+| `lib/pkgconfig/kd_edge.pc` | `pkg-config --cflags --libs kd_edge` (with `PKG_CONFIG_PATH=$PWD/lib/pkgconfig`) |
+
+Inputs: {inputs}; outputs: {outputs}; training domain: {domain}.
+
+A project of your own:
+
+```cmake
+cmake_minimum_required(VERSION 3.20)
+project(my_controller CXX)
+find_package(kd_edge CONFIG REQUIRED)   # cmake -DCMAKE_PREFIX_PATH=/path/to/this/bundle
+add_executable(my_controller main.cpp)
+target_link_libraries(my_controller PRIVATE kd_edge::kd_edge)
+```
+
+```cpp
+#include <kd_edge/solver.hpp>
+kd_edge::Solver solver("artifact", {{/*threads=*/1}});
+float in[{n_in}] = {{...}}, out[{n_out}];
+solver.predict(in, 1, out);   // no allocation after construction
+```
+
+The artifact is refused, with the reason, on a CPU of another architecture or one that lacks the
+features above: {portable}
+"""
+
+
+def bundle(model, target: str = "host", out=None, progress: bool = True) -> Path:
+    """Write a bundle for `model` (a problem name with a shipped student, a student .pt file, or an
+    artifact directory already compiled for `target`) into `out`; return `out`."""
+    import torch
+
+    import kd_edge
+
+    if out is None:
+        raise ValueError("bundle needs out, the folder to write")
+    spec = resolve_target(target)
+    out = Path(out)
+    artifact = out / "artifact"
+    source = Path(str(model))
+    if (source / "manifest.json").exists():
+        manifest = json.loads((source / "manifest.json").read_text())
+        if manifest["target"]["arch"] != spec.arch or manifest["target"]["cpu"] != spec.cpu:
+            raise ValueError(f"{source} is compiled for {manifest['target']['arch']} CPU {manifest['target']['cpu']}, "
+                             f"not for target {target!r} ({spec.arch} CPU {spec.cpu})")
+        shutil.copytree(source, artifact, dirs_exist_ok=True)
+        name = source.name
+    else:
+        path = source if source.suffix == ".pt" else MODELS / str(model) / "student.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"no model {model!r}: give a problem with a shipped student "
+                                    f"({', '.join(sorted(p.parent.name for p in MODELS.glob('*/student.pt')))}), "
+                                    f"a student .pt file or an artifact directory")
+        student = kd_edge.load_model(path)
+        name = student.problem.name
+        if progress:
+            print(f"[bundle] compile {path} for {target}")
+        kd_edge.compile(student, torch.zeros(4, len(student.problem.inputs)), artifact, target=target,
+                        progress=progress)
+    build_runtime(spec, prefix=out, progress=progress)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    domain = manifest["domain"]
+    portable = {"x86_64": "compile for target x86-64-v3 for any AVX2 machine.",
+                "aarch64": "compile for target aarch64 for any 64-bit Arm board."}.get(
+        spec.arch, f"compile for target {spec.arch} for any {spec.arch} board.")
+    (out / "README.md").write_text(_README.format(
+        name=name, target=target, arch=spec.arch, cpu=spec.cpu, features=", ".join(spec.features) or "none recorded",
+        what=f"by kd-edge {kd_edge.__version__} with TVM {manifest['tvm_version']}",
+        runtime_kb=(out / "lib" / "libkd_edge.so").stat().st_size / 1024,
+        n_in=len(manifest["inputs"]), n_out=len(manifest["outputs"]), inputs=", ".join(manifest["inputs"]),
+        outputs=", ".join(manifest["outputs"]), portable=portable,
+        domain="not recorded" if domain is None else ", ".join(
+            f"{n} in [{lo:g}, {hi:g}]" for n, lo, hi in zip(manifest["inputs"], domain["lower"], domain["upper"]))))
+    return out
