@@ -7,6 +7,9 @@
     kd-edge bench PROBLEM                  latency of every backend
     kd-edge report PROBLEM [PROBLEM...]    HTML report per problem, and one across problems
     kd-edge run PROBLEM [--retrain]        all of the above; stages already up to date are skipped
+    kd-edge targets                        the CPUs an artifact can be compiled for
+    kd-edge bundle PROBLEM --target NAME --out DIR
+                                           the student and the runtime built for a board, to copy there
 
 Every command runs the stages before its own that are not up to date. Models come from the shipped
 models/PROBLEM/ unless --retrain (train/distill imply it). Configs: training/configs/PROBLEM.toml
@@ -26,6 +29,13 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kd-edge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("problems", help="list the problems")
+    sub.add_parser("targets", help="list the compile targets")
+    b = sub.add_parser("bundle", help="the student compiled for a target, with the runtime built for it")
+    b.add_argument("model", metavar="PROBLEM", help="a problem with a shipped student, a student .pt file or an "
+                                                    "artifact directory compiled for the target")
+    b.add_argument("--target", default="host", help="a compile target (kd-edge targets); default host")
+    b.add_argument("--out", required=True, help="the folder to write")
+    b.add_argument("--quiet", action="store_true", help="no progress")
     for name, what in [("train", "train the teacher"), ("distill", "train the distilled and scratch students"),
                        ("compile", "compile the student"), ("bench", "measure latency"),
                        ("report", "write the HTML report(s)"), ("run", "every stage, skipping those up to date")]:
@@ -50,6 +60,15 @@ def print_problems():
         p = problems.get(name)
         box = ", ".join(f"{i} in [{lo:g}, {hi:g}]" for i, lo, hi in zip(p.inputs, p.lower, p.upper))
         print(f"{name:<28} {', '.join(p.outputs)}({', '.join(p.inputs)}): {box}")
+
+
+def print_targets():
+    from kd_edge.compiler.target import describe_targets
+
+    print(f"{'target':<14} {'arch':<8} {'LLVM cpu':<14} assumes")
+    for name, arch, cpu, about in describe_targets():
+        print(f"{name:<14} {arch:<8} {cpu:<14} {about}")
+    print("\nor a dict in Python: kd_edge.compile(..., target={'triple': ..., 'cpu': ..., 'features': [...]})")
 
 
 def print_summary(run, log):
@@ -82,6 +101,19 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.command == "problems":
         print_problems()
+        return 0
+    if args.command == "targets":
+        print_targets()
+        return 0
+    if args.command == "bundle":
+        from kd_edge.deploy import bundle
+
+        try:
+            out = bundle(args.model, args.target, args.out, progress=not args.quiet)
+        except (FileNotFoundError, ValueError, RuntimeError) as e:
+            print(f"kd-edge: {e}", file=sys.stderr)
+            return 2
+        print(f"bundle for {args.target}: {out} (see {out / 'README.md'})")
         return 0
     from kd_edge.cli.stages import Run
 

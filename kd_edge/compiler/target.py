@@ -69,6 +69,12 @@ PRESETS = {
     "riscv64": Preset("riscv64", "riscv64-linux-gnu", "generic-rv64", "64-bit RISC-V RV64GC (no vector extension)",
                       mattr=("+m", "+a", "+f", "+d", "+c"), extra={"mabi": "lp64d"}, cross="riscv64-linux-gnu",
                       debian="g++-riscv64-linux-gnu", qemu="qemu-riscv64"),
+    # LLVM 22 vectorises the kernel with V (vsetivli/vfmacc.vv in model.so). The runtime checks the
+    # AT_HWCAP "v" bit, which Linux reports from 6.5 on (Debian 12's qemu-user 7.2 does not).
+    "riscv64-rvv": Preset("riscv64", "riscv64-linux-gnu", "generic-rv64",
+                          "64-bit RISC-V RV64GCV (vector extension 1.0, Linux 6.5+)",
+                          mattr=("+m", "+a", "+f", "+d", "+c", "+v"), extra={"mabi": "lp64d"},
+                          cross="riscv64-linux-gnu", debian="g++-riscv64-linux-gnu", qemu="qemu-riscv64"),
 }
 TARGETS = tuple(PRESETS)
 # Keys a target dict may hold (kd_edge.compile(target={...})).
