@@ -65,8 +65,8 @@ class Pool {
   int size() const { return size_; }
 
   int launch(ParallelLambda flambda, void* cdata) {
-    bool idle = false;
-    if (size_ == 1 || !busy_.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
+    uint32_t idle = 0;
+    if (size_ == 1 || !busy_.compare_exchange_strong(idle, 1, std::memory_order_acquire)) {
       ParallelGroupEnv env{nullptr, size_};  // pool busy (or no workers): every task here, in turn
       int rc = 0;
       for (int task = 0; task < size_; ++task) rc |= flambda(task, &env, cdata);
@@ -84,7 +84,7 @@ class Pool {
     if (flambda(0, &env_, cdata) != 0) failed_.store(true, std::memory_order_relaxed);
     while (pending_.load(std::memory_order_acquire) != 0) cpu_relax();
     const bool failed = failed_.load(std::memory_order_relaxed);
-    busy_.store(false, std::memory_order_release);
+    busy_.store(0, std::memory_order_release);
     return failed ? -1 : 0;
   }
 
@@ -113,7 +113,8 @@ class Pool {
   std::atomic<uint32_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<int> sleepers_{0};
-  std::atomic<bool> busy_{false}, failed_{false}, stop_{false};
+  std::atomic<uint32_t> busy_{0};  // word-sized: RISC-V has no one-byte compare-and-swap without libatomic
+  std::atomic<bool> failed_{false}, stop_{false};
   // The current call; written before generation_'s release increment, read after its acquire.
   ParallelLambda flambda_ = nullptr;
   void* cdata_ = nullptr;
