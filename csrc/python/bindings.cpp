@@ -104,7 +104,9 @@ py::dict info_dict(const kd_edge::ArtifactInfo& info) {
   d["upper"] = info.upper;
   d["out_of_domain"] = kd_edge::domain_policy_name(info.default_domain_policy);
   d["check_outputs"] = info.default_check_outputs;
+  d["target_name"] = info.target_name;
   d["target_arch"] = info.target_arch;
+  d["target_triple"] = info.target_triple;
   d["target_cpu"] = info.target_cpu;
   d["target_features"] = info.target_features;
   return d;
@@ -135,7 +137,10 @@ PYBIND11_MODULE(_runtime, m) {
   using ArtifactPtr = std::shared_ptr<kd_edge::Artifact>;  // pybind11 holders are non-const
   py::class_<kd_edge::Artifact, ArtifactPtr>(m, "Artifact",
                                              "A loaded artifact library, shared by any number of Solvers and threads.")
-      .def(py::init([](const std::string& dir) {
+      .def(py::init([](const py::object& path) {
+             if (!py::isinstance<py::str>(path) && !py::hasattr(path, "__fspath__"))
+               throw py::type_error("Artifact expects an artifact directory (str or path)");
+             const std::string dir = py::cast<std::string>(py::module_::import("os").attr("fspath")(path));
              py::gil_scoped_release release;
              return std::const_pointer_cast<kd_edge::Artifact>(kd_edge::Artifact::load(dir));
            }),
@@ -162,7 +167,8 @@ PYBIND11_MODULE(_runtime, m) {
            py::arg("artifact"), py::arg("threads") = 0, py::arg("max_batch") = 0, py::arg("out_of_domain") = py::none(),
            py::arg("check_outputs") = py::none(),
            "Open an artifact directory (or share a loaded kd_edge.Artifact). threads=1 keeps every call on the "
-           "calling thread; 0 (default) uses TVM's pool (TVM_NUM_THREADS, default all CPUs) for large batches. "
+           "calling thread; 0 (default) uses the runtime's pool (KD_EDGE_NUM_THREADS, default all CPUs) for large "
+           "batches. "
            "max_batch: scratch prepared up front. out_of_domain: \"flag\", \"clamp\" or \"reject\" (None: the "
            "manifest's default). check_outputs: refuse non-finite outputs (None: the manifest's default).")
       .def("predict", &predict, py::arg("x"), py::arg("out") = py::none(),
