@@ -162,7 +162,8 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     if layers is not None:  # the fused library carries its own error hook (kernel_abi.cc)
         from tvm.support import cc
 
-        link = cc.cross_compiler(cxx or cc.get_cc() or "g++", add_files=[str(KERNEL_ABI)])
+        # -s: no symbol tables or debug info in a library meant for a board (a third of its size)
+        link = cc.cross_compiler(cxx or cc.get_cc() or "g++", options=["-s"], add_files=[str(KERNEL_ABI)])
         executable.export_library(str(library), fcompile=link)
     else:
         executable.export_library(str(library))
