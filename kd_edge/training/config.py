@@ -128,7 +128,7 @@ def can_continue(old: dict, new: dict) -> bool:
 
 @dataclass
 class CompileConfig:
-    target: str = "host"           # host | x86-64-v3 (portable AVX2)
+    target: str = "host"           # host, x86-64-v3 (portable AVX2), ...: `kd-edge targets`; other archs: `kd-edge bundle`
     backend: str = "auto"          # auto | fused | vm
     out_of_domain: str = "flag"    # the artifact's default policy: flag | clamp | reject
     tune_trials: int = 0           # > 0: time up to this many fused-kernel variants on this CPU (cached)
