@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -237,6 +238,43 @@ static void test_shared_artifact(const fs::path& golden) {
   CHECK(kd_edge_open_artifact(nullptr, nullptr, &solver) == KD_EDGE_ERR_INVALID_INPUT, "null artifact");
 }
 
+// Sizes whose bytes do not fit a size_t are refused, not wrapped (a wrapped size once gave a
+// 0-byte scratch that predict then wrote past).
+static void test_huge_sizes(const fs::path& golden) {
+  const std::string dir = (golden / "mlp_2_1_tanh").string();
+  kd_edge::SolverOptions options;
+  const std::size_t huge = std::numeric_limits<std::size_t>::max() / 4 + 1;  // x 2 inputs x 4 bytes wraps
+  options.max_batch = huge;
+  options.domain_policy = kd_edge::DomainPolicy::kClamp;
+  std::string message;
+  try {
+    kd_edge::Solver solver(dir, options);
+  } catch (const kd_edge::Error& e) {
+    message = e.what();
+  }
+  CHECK(contains(message, "max_batch of " + std::to_string(huge) + " points is larger than memory can hold"),
+        message.c_str());
+  kd_edge::Solver solver(dir);
+  float in[2] = {0, 0}, out[1];
+  message.clear();
+  try {
+    solver.predict(in, huge * 2 + 1, out);
+  } catch (const kd_edge::Error& e) {
+    message = e.what();
+  }
+  CHECK(contains(message, "a batch of " + std::to_string(huge * 2 + 1) + " points is larger than memory can hold"),
+        message.c_str());
+  kd_edge::SolverOptions threads;
+  threads.threads = 2;
+  message.clear();
+  try {
+    kd_edge::Solver s2(dir, threads);
+  } catch (const kd_edge::Error& e) {
+    message = e.what();
+  }
+  CHECK(contains(message, "threads must be 0 (the pool) or 1 (the calling thread), got 2"), message.c_str());
+}
+
 static void test_bad_artifacts(const fs::path& golden, const fs::path& tmp) {
   const fs::path good = golden / "mlp_2_1_tanh";
   const std::string manifest = read_text(good / "manifest.json");
@@ -304,6 +342,7 @@ int main(int argc, char** argv) {
   test_output_check(golden);
   test_shared_artifact(golden);
   test_bad_artifacts(golden, tmp);
+  test_huge_sizes(golden);
   fs::remove_all(tmp);
   std::printf("%s\n", failures ? "FAILED" : "all runtime checks passed");
   return failures ? 1 : 0;
