@@ -159,3 +159,21 @@ def test_problems_lists_every_problem(capsys):
     assert main(["problems"]) == 0
     out = capsys.readouterr().out
     assert "burgers" in out and "u, v, p(x, y, t)" in out
+
+
+def test_targets_lists_every_preset(capsys):
+    from kd_edge.compiler.target import PRESETS
+
+    assert main(["targets"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    assert set(PRESETS) <= set(listed)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["bundle", "nowhere", "--target", "aarch64", "--out", "OUT"], "no model 'nowhere': give a problem with a shipped student"),
+    (["bundle", "burgers", "--target", "sparc", "--out", "OUT"], "unknown target 'sparc'; valid targets: host"),
+])
+def test_bundle_errors(args, message, tmp_path, capsys):
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
