@@ -46,6 +46,7 @@ class Preset:
     cross: str = ""  # cross compiler prefix, e.g. "aarch64-linux-gnu" ("" links with the host's)
     debian: str = ""  # Debian package with that compiler
     qemu: str = ""  # qemu-user binary that runs it here
+    qemu_cpu: str = ""  # its -cpu option, where the default CPU lacks the target's features
 
 
 _ARM64 = dict(arch="aarch64", triple="aarch64-linux-gnu", mattr=("+neon",), cross="aarch64-linux-gnu",
@@ -70,11 +71,12 @@ PRESETS = {
                       mattr=("+m", "+a", "+f", "+d", "+c"), extra={"mabi": "lp64d"}, cross="riscv64-linux-gnu",
                       debian="g++-riscv64-linux-gnu", qemu="qemu-riscv64"),
     # LLVM 22 vectorises the kernel with V (vsetivli/vfmacc.vv in model.so). The runtime checks the
-    # AT_HWCAP "v" bit, which Linux reports from 6.5 on (Debian 12's qemu-user 7.2 does not).
+    # AT_HWCAP "v" bit, which Linux reports from 6.5 on, and qemu-user with -cpu rv64,v=true.
     "riscv64-rvv": Preset("riscv64", "riscv64-linux-gnu", "generic-rv64",
                           "64-bit RISC-V RV64GCV (vector extension 1.0, Linux 6.5+)",
                           mattr=("+m", "+a", "+f", "+d", "+c", "+v"), extra={"mabi": "lp64d"},
-                          cross="riscv64-linux-gnu", debian="g++-riscv64-linux-gnu", qemu="qemu-riscv64"),
+                          cross="riscv64-linux-gnu", debian="g++-riscv64-linux-gnu", qemu="qemu-riscv64",
+                          qemu_cpu="rv64,v=true,vlen=128"),
 }
 TARGETS = tuple(PRESETS)
 # Keys a target dict may hold (kd_edge.compile(target={...})).
@@ -96,6 +98,7 @@ class TargetSpec:
     cross: str = ""  # cross compiler prefix ("" for the host's compiler)
     debian: str = ""  # Debian package with the cross compiler
     qemu: str = ""  # qemu-user binary that runs the target here ("" for the host)
+    qemu_cpu: str = ""  # qemu's -cpu option for it ("" for its default CPU)
 
     @property
     def is_host_arch(self) -> bool:
@@ -193,7 +196,7 @@ def resolve_target(target="host") -> TargetSpec:
         raise ValueError(f"LLVM refuses target {tvm_target}: {e}") from None
     llvm_features = set(llvm_features) | {f[1:] for f in preset.mattr if f.startswith("+")}
     return TargetSpec(name, arch, triple, cpu, _features(arch, llvm_features), tvm_target,
-                      simd_lanes(arch, llvm_features), preset.cross, preset.debian, preset.qemu)
+                      simd_lanes(arch, llvm_features), preset.cross, preset.debian, preset.qemu, preset.qemu_cpu)
 
 
 def describe_targets() -> list[tuple[str, str, str, str]]:

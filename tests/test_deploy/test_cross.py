@@ -23,7 +23,7 @@ from kd_edge.deploy.runtime import SOURCE, toolchain_file
 
 MODELS = SOURCE / "models"
 STUDENTS = sorted(p.parent.name for p in MODELS.glob("*/student.pt"))
-ARCHS = ["aarch64", "armv7", "riscv64"]
+ARCHS = ["aarch64", "armv7", "riscv64", "riscv64-rvv"]
 
 
 def need(target):
@@ -36,6 +36,7 @@ def need(target):
 def emulated(spec, program, *args):
     """argv that runs a program built for spec here (qemu-user with the target's sysroot)."""
     prefix = [] if spec.is_host_arch else [spec.qemu, "-L", f"/usr/{spec.cross}"]
+    prefix += ["-cpu", spec.qemu_cpu] if spec.qemu_cpu else []
     return prefix + [str(program), *map(str, args)]
 
 
@@ -58,7 +59,7 @@ def runtime(tmp_path_factory):
 @pytest.mark.parametrize("problem", STUDENTS)
 def test_shipped_student_under_emulation(problem, arch, runtime, tmp_path):
     prefix = runtime(arch)
-    spec = resolve_target(arch)
+    spec = resolve_target(arch)  # riscv64-rvv runs on the riscv64 runtime, under qemu with V
     student = kd_edge.load_model(MODELS / problem / "student.pt")
     points, _ = student.problem.reference_grid()
     x = np.ascontiguousarray(points, dtype=np.float32)
