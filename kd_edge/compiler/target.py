@@ -106,7 +106,7 @@ class TargetSpec:
 
     def manifest_entry(self) -> dict:
         return {"name": self.name, "arch": self.arch, "triple": self.triple, "cpu": self.cpu,
-                "features": list(self.features), "simd_lanes": self.lanes, "tvm": self.tvm_target}
+                "features": list(self.features), "tvm": self.tvm_target}
 
     def compiler(self) -> str:
         """The C++ compiler that links this target's shared library; raises naming the package."""

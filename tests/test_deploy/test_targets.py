@@ -26,7 +26,7 @@ def test_presets_resolve(name):
     arch, feature, lanes = EXPECTED[name]
     spec = resolve_target(name)
     assert (spec.arch, spec.lanes) == (arch, lanes) and feature in spec.features
-    assert spec.manifest_entry()["arch"] == arch and spec.manifest_entry()["simd_lanes"] == lanes
+    assert spec.manifest_entry()["arch"] == arch
     if arch != "x86_64":
         assert spec.tvm_target["mtriple"] == PRESETS[name].triple and spec.cross and spec.qemu
 
