@@ -133,7 +133,10 @@ kd_edge_status kd_edge_open_artifact(const kd_edge_artifact* artifact, const kd_
 void kd_edge_artifact_close(kd_edge_artifact* artifact) { delete artifact; }
 
 kd_edge_status kd_edge_predict(kd_edge_solver* solver, const float* in, size_t n_points, float* out) {
-  if (solver == nullptr) return KD_EDGE_ERR_INVALID_INPUT;
+  if (solver == nullptr) {
+    open_error = "kd_edge_predict: solver is null";
+    return KD_EDGE_ERR_INVALID_INPUT;
+  }
   solver->report = {};
   return guarded(&solver->last_error, [&] { solver->report = solver->solver.predict(in, n_points, out); });
 }

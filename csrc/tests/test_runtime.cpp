@@ -124,7 +124,9 @@ static void test_c_api(const fs::path& golden) {
   CHECK(contains(kd_edge_last_error(solver), "input point 4 has a non-finite value in column 1"), kd_edge_last_error(solver));
   CHECK(kd_edge_predict(solver, x.data(), 0, nullptr) == KD_EDGE_OK, "zero points is a no-op");
   CHECK(std::string(kd_edge_last_error(solver)).empty(), "a successful call clears the error");
-  CHECK(kd_edge_predict(nullptr, x.data(), 7, y.data()) == KD_EDGE_ERR_INVALID_INPUT, "null solver refused");
+  CHECK(kd_edge_predict(nullptr, x.data(), 7, y.data()) == KD_EDGE_ERR_INVALID_INPUT &&
+            contains(kd_edge_last_error(nullptr), "kd_edge_predict: solver is null"),
+        "null solver refused, and said why");
   kd_edge_close(solver);
   kd_edge_close(nullptr);
 

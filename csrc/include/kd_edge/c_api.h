@@ -79,9 +79,9 @@ size_t kd_edge_out_of_domain(const kd_edge_solver* solver, size_t* first);
 size_t kd_edge_n_inputs(const kd_edge_solver* solver);
 size_t kd_edge_n_outputs(const kd_edge_solver* solver);
 
-/* Message of the last failed call on this solver, or, with NULL, of the last failed
- * kd_edge_open* / kd_edge_artifact_load on this thread. Empty string if none. Valid until
- * the next call on the same solver (or thread). */
+/* Message of the last failed call on this solver, or, with NULL, of the last failed call on this
+ * thread that had no solver to hold it (kd_edge_open*, kd_edge_artifact_load, kd_edge_predict
+ * with a NULL solver). Empty string if none. Valid until the next call on the same solver (or thread). */
 const char* kd_edge_last_error(const kd_edge_solver* solver);
 
 /* Releases the solver; NULL is ignored. */
