@@ -222,6 +222,12 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
   if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
   Impl& s = *impl_;
   floats_for(n_points, std::max(n_inputs(), n_outputs()), "a batch");
+  // The kernel reads inputs after it has written earlier outputs (and the pool's threads overlap
+  // both): overlapping buffers give wrong values, so they are refused.
+  const auto in_begin = reinterpret_cast<std::uintptr_t>(in), out_begin = reinterpret_cast<std::uintptr_t>(out);
+  if (in_begin < out_begin + n_points * n_outputs() * sizeof(float) &&
+      out_begin < in_begin + n_points * n_inputs() * sizeof(float))
+    throw Error(ErrorKind::kInvalidInput, "predict: the input and output buffers overlap; pass separate memory");
   PredictReport report = s.check_input(in, n_points);
   if (n_points > s.max_batch) {
     if (s.needs_scratch()) s.scratch.reserve(n_points * n_inputs());

@@ -277,6 +277,20 @@ static void test_huge_sizes(const fs::path& golden) {
   CHECK(contains(message, "threads must be 0 (the pool) or 1 (the calling thread), got 2"), message.c_str());
 }
 
+// Input and output in one buffer: refused (the pooled kernel gave 18-21% wrong outputs).
+static void test_overlap(const fs::path& golden) {
+  kd_edge::Solver solver((golden / "mlp_2_1_tanh").string());
+  std::vector<float> buffer(3 * 5000, 0.1f);
+  std::string message;
+  try {
+    solver.predict(buffer.data(), 5000, buffer.data() + 5000);  // out = the second half of the input
+  } catch (const kd_edge::Error& e) {
+    message = e.what();
+  }
+  CHECK(contains(message, "the input and output buffers overlap"), message.c_str());
+  solver.predict(buffer.data(), 5000, buffer.data() + 10000);  // adjacent, not overlapping: fine
+}
+
 static void test_bad_artifacts(const fs::path& golden, const fs::path& tmp) {
   const fs::path good = golden / "mlp_2_1_tanh";
   const std::string manifest = read_text(good / "manifest.json");
@@ -345,6 +359,7 @@ int main(int argc, char** argv) {
   test_shared_artifact(golden);
   test_bad_artifacts(golden, tmp);
   test_huge_sizes(golden);
+  test_overlap(golden);
   fs::remove_all(tmp);
   std::printf("%s\n", failures ? "FAILED" : "all runtime checks passed");
   return failures ? 1 : 0;

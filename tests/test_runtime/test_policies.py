@@ -193,3 +193,13 @@ def test_one_offender_is_found_wherever_it_is(boxed, n):
             x[point, column] = np.inf if column else np.nan
             with pytest.raises(ValueError, match=rf"input point {point} has a non-finite value in column {column}"):
                 flag.predict(x)
+
+
+def test_out_that_overlaps_the_input_is_refused(boxed):
+    _, artifact = boxed
+    solver = kd_edge.Solver(artifact)
+    buffer = np.zeros(3 * 4096, np.float32)
+    x, out = buffer[:2 * 4096].reshape(4096, 2), buffer[4096:2 * 4096].reshape(4096, 1)  # out inside x
+    with pytest.raises(ValueError, match="the input and output buffers overlap"):
+        solver.predict(x, out=out)
+    solver.predict(x, out=buffer[2 * 4096:].reshape(4096, 1))  # beside it: fine

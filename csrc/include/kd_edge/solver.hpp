@@ -119,7 +119,8 @@ class Solver {
   Solver& operator=(const Solver&) = delete;
 
   // in: n_points x n_inputs, out: n_points x n_outputs (both row-major float32).
-  // n_points == 0 is a no-op. Throws kd_edge::Error: kInvalidInput on a null pointer, a NaN/Inf
+  // n_points == 0 is a no-op. Throws kd_edge::Error: kInvalidInput on a null pointer, overlapping
+  // input and output buffers, a NaN/Inf
   // input (naming the first bad point) or, under kReject, a point outside the domain; kRuntime if
   // the compiled code fails or, with check_outputs, writes a non-finite output.
   PredictReport predict(const float* in, std::size_t n_points, float* out);
