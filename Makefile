@@ -49,22 +49,15 @@ test-sanitize: test-asan test-tsan
 
 # The C++ suite cross-built for each target (cmake/<target>.cmake, no TVM library) and run under
 # qemu-user, its golden artifacts compiled for that target: `make test-cross CROSS_TARGETS=aarch64`.
-# Targets whose toolchain or emulator is missing are skipped with the Debian packages to install.
+# Targets whose toolchain or emulator is missing (per kd_edge's target table) are skipped, naming
+# the Debian packages to install.
 CROSS_TARGETS := aarch64 armv7 riscv64
-CROSS_PREFIX_aarch64 := aarch64-linux-gnu
-CROSS_PREFIX_armv7 := arm-linux-gnueabihf
-CROSS_PREFIX_riscv64 := riscv64-linux-gnu
-QEMU_aarch64 := qemu-aarch64
-QEMU_armv7 := qemu-arm
-QEMU_riscv64 := qemu-riscv64
 test-cross: build
 	@for t in $(CROSS_TARGETS); do \
-	  prefix=$$(case $$t in aarch64) echo $(CROSS_PREFIX_aarch64);; armv7) echo $(CROSS_PREFIX_armv7);; riscv64) echo $(CROSS_PREFIX_riscv64);; esac); \
-	  qemu=$$(case $$t in aarch64) echo $(QEMU_aarch64);; armv7) echo $(QEMU_armv7);; riscv64) echo $(QEMU_riscv64);; esac); \
-	  if ! command -v $$prefix-g++ >/dev/null || ! command -v $$qemu >/dev/null; then \
-	    echo "SKIPPED cross tests for $$t: needs $$prefix-g++ and $$qemu (apt-get install g++-$$prefix qemu-user; .ci/run installs them)"; \
-	    continue; fi; \
-	  echo "== C++ tests for $$t under $$qemu"; \
+	  missing=$$($(PY) -c "from kd_edge.deploy import cross_tools_missing; print(*cross_tools_missing('$$t'))") || exit 1; \
+	  if [ -n "$$missing" ]; then \
+	    echo "SKIPPED cross tests for $$t: apt-get install $$missing (.ci/run installs them)"; continue; fi; \
+	  echo "== C++ tests for $$t under qemu-user"; \
 	  cmake -S . -B build/cross-$$t -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/$$t.cmake -DCMAKE_BUILD_TYPE=Release \
 	    -DPython_EXECUTABLE=$(CURDIR)/$(PY) -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja >/dev/null || exit 1; \
 	  cmake --build build/cross-$$t || exit 1; \
