@@ -10,34 +10,12 @@
 #include <filesystem>
 #include <limits>
 
+#include "aligned_buffer.hpp"
 #include "backend.hpp"
 #include "library.hpp"
 
 namespace kd_edge {
 namespace {
-
-// Growable float buffer, 64-byte aligned.
-class AlignedBuffer {
- public:
-  static constexpr std::size_t kAlignment = 64;
-  float* data() const { return data_.get(); }
-  void reserve(std::size_t n_floats) {
-    if (n_floats > capacity_) {
-      const std::size_t bytes = (n_floats * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
-      float* p = static_cast<float*>(std::aligned_alloc(kAlignment, bytes));
-      if (p == nullptr) throw std::bad_alloc();
-      data_.reset(p);
-      capacity_ = bytes / sizeof(float);
-    }
-  }
-
- private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float, Free> data_;
-  std::size_t capacity_ = 0;
-};
 
 std::string point_value(float v) {
   char text[32];

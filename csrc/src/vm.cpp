@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "aligned_buffer.hpp"
 #include "backend.hpp"
 #include "library.hpp"
 
@@ -25,7 +26,7 @@ constexpr DLDevice kCpu{kDLCPU, 0};
 constexpr int kPooledAllocator = 2;  // tvm::runtime::memory::AllocatorType::kPooled
 // TVM's generic kernels assume their buffers are this aligned (aligned vector loads): a caller's
 // pointer that is not gets copied into an aligned staging buffer first.
-constexpr std::size_t kTvmAlignment = 64;
+constexpr std::size_t kTvmAlignment = AlignedBuffer::kAlignment;
 
 // Lets a TVM tensor view caller memory without copying or owning it.
 struct BorrowedData {
@@ -81,15 +82,9 @@ class VmRunner final : public Runner {
     const int64_t shape[2] = {rows, static_cast<int64_t>(info_.input_names.size())};
     const std::size_t in_bytes = n_points * info_.input_names.size() * sizeof(float);
     if (reinterpret_cast<std::uintptr_t>(in) % kTvmAlignment != 0) {
-      if (in_bytes > staging_bytes_) {
-        const std::size_t bytes = (in_bytes + kTvmAlignment - 1) / kTvmAlignment * kTvmAlignment;
-        void* p = std::aligned_alloc(kTvmAlignment, bytes);
-        if (p == nullptr) throw std::bad_alloc();
-        staging_.reset(static_cast<float*>(p));
-        staging_bytes_ = bytes;
-      }
-      std::memcpy(staging_.get(), in, in_bytes);
-      in = staging_.get();
+      staging_.reserve(n_points * info_.input_names.size());
+      std::memcpy(staging_.data(), in, in_bytes);
+      in = staging_.data();
     }
     ffi::Tensor result;
     try {
@@ -113,14 +108,10 @@ class VmRunner final : public Runner {
   }
 
  private:
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
   ffi::Module vm_;
   const ArtifactInfo& info_;
   ffi::Function entry_;
-  std::unique_ptr<float, Free> staging_;
-  std::size_t staging_bytes_ = 0;
+  AlignedBuffer staging_;  // an aligned copy of a caller's unaligned input
 };
 
 ffi::Module load(const VerifiedLibrary& library) {
