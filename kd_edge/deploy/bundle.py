@@ -5,9 +5,9 @@ import shutil
 from pathlib import Path
 
 from kd_edge.compiler.target import resolve_target
-from kd_edge.deploy.runtime import build_runtime
+from kd_edge.deploy.runtime import SOURCE, build_runtime
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
+MODELS = SOURCE / "models"
 
 _README = """# {name}: kd-edge bundle for {target} ({arch})
 

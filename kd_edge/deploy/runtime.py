@@ -56,8 +56,8 @@ def build_runtime(target="host", prefix=None, build_dir=None, with_vm: bool = Fa
                  f"-DPython_EXECUTABLE={sys.executable}", f"-DCMAKE_INSTALL_PREFIX={prefix.resolve()}",
                  f"-DKD_EDGE_WITH_VM={'ON' if with_vm else 'OFF'}", f"-DKD_EDGE_BUILD_TESTS={'ON' if tests else 'OFF'}",
                  "-DKD_EDGE_BUILD_PYTHON=OFF"]
-    if shutil.which("ninja"):
-        configure += ["-G", "Ninja"] if not (build / "CMakeCache.txt").exists() else []
+    if shutil.which("ninja") and not (build / "CMakeCache.txt").exists():  # a generator is chosen once
+        configure += ["-G", "Ninja"]
     chain = toolchain_file(spec)
     if chain is not None:
         configure.append(f"-DCMAKE_TOOLCHAIN_FILE={chain}")
