@@ -27,6 +27,11 @@ struct PySolver {
 // Float arrays of any precision and layout become C-contiguous float32 (copied only if
 // needed); anything else is refused rather than silently reinterpreted.
 FloatArray as_points(const py::handle& x, std::size_t n_inputs) {
+  // numpy.ma keeps whatever sits under a mask in the data: computing on it would be a silent guess.
+  static const py::handle masked_type = py::module_::import("numpy.ma").attr("MaskedArray").cast<py::object>().release();
+  if (py::isinstance(x, masked_type) && py::module_::import("numpy.ma").attr("is_masked")(x).cast<bool>())
+    throw py::value_error("predict got a masked array with masked values; drop those points or fill them "
+                          "(x.filled(value)) first");
   py::array array = py::array::ensure(x);
   if (!array) throw py::type_error("predict expects a 2-D numpy array of floats, got " +
                                    std::string(py::str(py::type::of(x))));
@@ -67,13 +72,21 @@ py::object predict(PySolver& s, const py::handle& x, const py::object& out) {
   }
   float* dst = static_cast<float*>(py::reinterpret_borrow<py::array>(result).mutable_data());
   const float* in = points.data();
-  s.report = {};
-  if (n < kReleaseGilFrom) {  // a few microseconds: handing the GIL over would cost more
-    s.report = s.solver.predict(in, n, dst);
-  } else {
-    py::gil_scoped_release release;
-    s.report = s.solver.predict(in, n, dst);
+  // The report is written with the GIL held: a thread refused by the Solver's busy check (kBusy)
+  // never touches it, and the thread that ran writes it after the call.
+  kd_edge::PredictReport report;
+  try {
+    if (n < kReleaseGilFrom) {  // a few microseconds: handing the GIL over would cost more
+      report = s.solver.predict(in, n, dst);
+    } else {
+      py::gil_scoped_release release;
+      report = s.solver.predict(in, n, dst);
+    }
+  } catch (const kd_edge::Error& e) {
+    if (e.kind() != kd_edge::ErrorKind::kBusy) s.report = {};
+    throw;
   }
+  s.report = report;
   return result;
 }
 
@@ -83,13 +96,22 @@ kd_edge::SolverOptions solver_options(int threads, std::size_t max_batch, const 
   o.threads = threads;
   o.max_batch = max_batch;
   if (!out_of_domain.is_none()) {
+    if (!py::isinstance<py::str>(out_of_domain))
+      throw py::type_error("out_of_domain must be \"flag\", \"clamp\", \"reject\" or None, got " +
+                           std::string(py::repr(out_of_domain)));
     const std::string name = py::cast<std::string>(out_of_domain);
     kd_edge::DomainPolicy policy;
     if (!kd_edge::domain_policy_from_name(name, &policy))
       throw py::value_error("out_of_domain must be \"flag\", \"clamp\" or \"reject\", got \"" + name + "\"");
     o.domain_policy = policy;
   }
-  if (!check_outputs.is_none()) o.check_outputs = py::cast<bool>(check_outputs);
+  if (!check_outputs.is_none()) {
+    static const py::handle numpy_bool = py::module_::import("numpy").attr("bool_").cast<py::object>().release();
+    if (!py::isinstance<py::bool_>(check_outputs) && !py::isinstance(check_outputs, numpy_bool))
+      throw py::type_error("check_outputs must be True, False or None (the manifest's default), got " +
+                           std::string(py::repr(check_outputs)));
+    o.check_outputs = check_outputs.cast<bool>();
+  }
   return o;
 }
 
@@ -112,6 +134,26 @@ py::dict info_dict(const kd_edge::ArtifactInfo& info) {
   return d;
 }
 
+// pybind11 lets `Solver.__new__(Solver)` make an object whose C++ side was never constructed (its
+// memory is uninitialised), and a method bound to `T&` would use it: methods take the Python
+// object and come through here instead.
+template <typename T>
+T& constructed(py::handle self, const char* name) {
+  if (!py::isinstance<T>(self)) throw py::type_error(std::string("expected a kd_edge.") + name);
+  auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+  auto vh = inst->get_value_and_holder(py::detail::get_type_info(typeid(T)));
+  if (!vh.holder_constructed())
+    throw py::type_error(std::string("this kd_edge.") + name + " was never initialised (made with __new__ alone); "
+                         "make one with kd_edge." + name + "(...)");
+  return *static_cast<T*>(vh.value_ptr());
+}
+
+// A property of Solver: f(const PySolver&), the instance checked first.
+template <typename F>
+auto on_solver(F f) {
+  return [f](py::handle self) { return f(constructed<PySolver>(self, "Solver")); };
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_runtime, m) {
@@ -127,7 +169,8 @@ PYBIND11_MODULE(_runtime, m) {
         case kd_edge::ErrorKind::kNotFound: PyErr_SetString(PyExc_FileNotFoundError, e.what()); return;
         case kd_edge::ErrorKind::kInvalidArtifact: py::set_error(artifact_error.get_stored(), e.what()); return;
         case kd_edge::ErrorKind::kInvalidInput: PyErr_SetString(PyExc_ValueError, e.what()); return;
-        case kd_edge::ErrorKind::kRuntime: PyErr_SetString(PyExc_RuntimeError, e.what()); return;
+        case kd_edge::ErrorKind::kRuntime:
+        case kd_edge::ErrorKind::kBusy: PyErr_SetString(PyExc_RuntimeError, e.what()); return;
       }
     }
   });
@@ -147,7 +190,9 @@ PYBIND11_MODULE(_runtime, m) {
            py::arg("artifact_dir"),
            "Validate manifest.json and the library's sha256, then load the library (this runs its code: "
            "load only artifacts you trust).")
-      .def_property_readonly("info", [](const kd_edge::Artifact& a) { return info_dict(a.info()); });
+      .def_property_readonly("info", [](py::handle self) {
+        return info_dict(constructed<kd_edge::Artifact>(self, "Artifact").info());
+      });
 
   py::class_<PySolver>(m, "Solver", "A compiled artifact ready for prediction (one per thread).")
       .def(py::init([](const py::object& artifact, int threads, std::size_t max_batch, const py::object& out_of_domain,
@@ -171,36 +216,37 @@ PYBIND11_MODULE(_runtime, m) {
            "batches. "
            "max_batch: scratch prepared up front. out_of_domain: \"flag\", \"clamp\" or \"reject\" (None: the "
            "manifest's default). check_outputs: refuse non-finite outputs (None: the manifest's default).")
-      .def("predict", &predict, py::arg("x"), py::arg("out") = py::none(),
+      .def("predict", [](py::handle self, const py::handle& x, const py::object& out) {
+             return predict(constructed<PySolver>(self, "Solver"), x, out);
+           }, py::arg("x"), py::arg("out") = py::none(),
            "Evaluate the model on x of shape (n_points, n_inputs). Floating input of any precision or "
            "memory layout is converted to C-contiguous float32 (a copy only when needed); other dtypes "
            "raise TypeError. Writes into out (C-contiguous float32, (n_points, n_outputs)) if given, else "
            "into a new array, and returns it. Batches of 256 points or more release the GIL.")
-      .def_property_readonly("out_of_domain", [](const PySolver& s) { return s.report.out_of_domain; },
+      .def_property_readonly("out_of_domain", on_solver([](const PySolver& s) { return s.report.out_of_domain; }),
                              "Points of the last predict outside the training domain (flagged or clamped).")
-      .def_property_readonly("first_out_of_domain",
-                             [](const PySolver& s) -> py::object {
+      .def_property_readonly("first_out_of_domain", on_solver([](const PySolver& s) -> py::object {
                                if (s.report.out_of_domain == 0) return py::none();
                                return py::int_(s.report.first_out_of_domain);
-                             },
+                             }),
                              "Index of the first such point, or None.")
-      .def_property_readonly("threads", [](const PySolver& s) { return s.solver.threads(); })
-      .def_property_readonly("max_batch", [](const PySolver& s) { return s.solver.max_batch(); })
+      .def_property_readonly("threads", on_solver([](const PySolver& s) { return s.solver.threads(); }))
+      .def_property_readonly("max_batch", on_solver([](const PySolver& s) { return s.solver.max_batch(); }))
       .def_property_readonly("domain_policy",
-                             [](const PySolver& s) { return kd_edge::domain_policy_name(s.solver.domain_policy()); })
-      .def_property_readonly("check_outputs", [](const PySolver& s) { return s.solver.check_outputs(); })
-      .def_property_readonly("n_inputs", [](const PySolver& s) { return s.solver.n_inputs(); })
-      .def_property_readonly("n_outputs", [](const PySolver& s) { return s.solver.n_outputs(); })
-      .def_property_readonly("input_names", [](const PySolver& s) { return s.solver.info().input_names; })
-      .def_property_readonly("output_names", [](const PySolver& s) { return s.solver.info().output_names; })
-      .def_property_readonly("target_cpu", [](const PySolver& s) { return s.solver.info().target_cpu; })
-      .def_property_readonly("artifact", [](const PySolver& s) {
+                             on_solver([](const PySolver& s) { return kd_edge::domain_policy_name(s.solver.domain_policy()); }))
+      .def_property_readonly("check_outputs", on_solver([](const PySolver& s) { return s.solver.check_outputs(); }))
+      .def_property_readonly("n_inputs", on_solver([](const PySolver& s) { return s.solver.n_inputs(); }))
+      .def_property_readonly("n_outputs", on_solver([](const PySolver& s) { return s.solver.n_outputs(); }))
+      .def_property_readonly("input_names", on_solver([](const PySolver& s) { return s.solver.info().input_names; }))
+      .def_property_readonly("output_names", on_solver([](const PySolver& s) { return s.solver.info().output_names; }))
+      .def_property_readonly("target_cpu", on_solver([](const PySolver& s) { return s.solver.info().target_cpu; }))
+      .def_property_readonly("artifact", on_solver([](const PySolver& s) {
         return std::const_pointer_cast<kd_edge::Artifact>(s.solver.artifact());
-      })
-      .def("__repr__", [](const PySolver& s) {
+      }))
+      .def("__repr__", on_solver([](const PySolver& s) {
         return "<kd_edge.Solver " + std::to_string(s.solver.n_inputs()) + " -> " + std::to_string(s.solver.n_outputs()) +
                " for " + s.solver.info().target_cpu + ">";
-      });
+      }));
 
   m.def("sha256_file", &kd_edge::sha256_file, py::arg("path"), "Lower-case hex SHA-256 of a file (the runtime's own).");
   m.def("parse_manifest", [](const std::string& text) { return info_dict(kd_edge::parse_manifest(text, "manifest")); },

@@ -1,6 +1,7 @@
 // C API over kd_edge::Solver: exceptions stop here and become status codes.
 #include "kd_edge/c_api.h"
 
+#include <atomic>
 #include <memory>
 #include <new>
 #include <string>
@@ -11,6 +12,7 @@ struct kd_edge_solver {
   kd_edge::Solver solver;
   std::string last_error;
   kd_edge::PredictReport report;
+  std::atomic<bool> busy{false};  // covers last_error and report as well as the Solver
 };
 
 struct kd_edge_artifact {
@@ -27,6 +29,7 @@ kd_edge_status status_of(kd_edge::ErrorKind kind) {
     case kd_edge::ErrorKind::kInvalidArtifact: return KD_EDGE_ERR_INVALID_ARTIFACT;
     case kd_edge::ErrorKind::kInvalidInput: return KD_EDGE_ERR_INVALID_INPUT;
     case kd_edge::ErrorKind::kRuntime: return KD_EDGE_ERR_RUNTIME;
+    case kd_edge::ErrorKind::kBusy: return KD_EDGE_ERR_BUSY;
   }
   return KD_EDGE_ERR_RUNTIME;
 }
@@ -137,8 +140,12 @@ kd_edge_status kd_edge_predict(kd_edge_solver* solver, const float* in, size_t n
     open_error = "kd_edge_predict: solver is null";
     return KD_EDGE_ERR_INVALID_INPUT;
   }
+  if (solver->busy.exchange(true, std::memory_order_acquire)) return KD_EDGE_ERR_BUSY;
   solver->report = {};
-  return guarded(&solver->last_error, [&] { solver->report = solver->solver.predict(in, n_points, out); });
+  const kd_edge_status status =
+      guarded(&solver->last_error, [&] { solver->report = solver->solver.predict(in, n_points, out); });
+  solver->busy.store(false, std::memory_order_release);
+  return status;
 }
 
 size_t kd_edge_out_of_domain(const kd_edge_solver* solver, size_t* first) {

@@ -2,6 +2,7 @@
 #include "kd_edge/solver.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdint>
@@ -79,6 +80,7 @@ struct Solver::Impl {
   bool check_outputs;
   std::unique_ptr<Runner> runner;
   AlignedBuffer scratch;  // the clamped input
+  std::atomic<bool> busy{false};  // a thread is inside predict
   // The box (or +-FLT_MAX without one) repeated for kScreenPoints points, so that the screening
   // pass over the input is one flat, vectorisable loop.
   std::vector<float> screen_lower, screen_upper;
@@ -199,6 +201,15 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
   if (n_points == 0) return {};
   if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
   Impl& s = *impl_;
+  // One locked exchange (a few ns): a second thread gets an error, not a share of the scratch
+  // and the runner's state.
+  if (s.busy.exchange(true, std::memory_order_acquire))
+    throw Error(ErrorKind::kBusy, "predict: this Solver is in use by another thread; make one Solver per thread "
+                                  "(they can share one Artifact)");
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag.store(false, std::memory_order_release); }
+  } release{s.busy};
   floats_for(n_points, std::max(n_inputs(), n_outputs()), "a batch");
   // The kernel reads inputs after it has written earlier outputs (and the pool's threads overlap
   // both): overlapping buffers give wrong values, so they are refused.

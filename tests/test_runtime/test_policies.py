@@ -203,3 +203,66 @@ def test_out_that_overlaps_the_input_is_refused(boxed):
     with pytest.raises(ValueError, match="the input and output buffers overlap"):
         solver.predict(x, out=out)
     solver.predict(x, out=buffer[2 * 4096:].reshape(4096, 1))  # beside it: fine
+
+
+@pytest.mark.parametrize("kind", ["fused-clamp", "vm"])
+def test_one_solver_shared_by_threads_refuses_instead_of_racing(boxed, tmp_path, kind):
+    """Misuse that used to give wrong values (fused, clamp: one scratch) or a segfault (VM): the
+    call that overlaps another thread's gets RuntimeError; every call that returns is right."""
+    if kind == "vm":
+        from tests.test_runtime.test_loader import build
+
+        solver = kd_edge.Solver(build("vm", tmp_path / "vm"))
+        x = np.random.default_rng(4).uniform(-1, 1, size=(20000, 2)).astype(np.float32)
+    else:
+        solver = kd_edge.Solver(boxed[1], out_of_domain="clamp")
+        x = np.random.default_rng(4).uniform(-3, 3, size=(200000, 2)).astype(np.float32)  # most points clamped
+    expected = solver.predict(x)
+    wrong, refused, start = [], [], threading.Barrier(3)
+
+    def hammer(rows):
+        start.wait()
+        for _ in range(60):
+            try:
+                if not np.array_equal(solver.predict(x[rows]), expected[rows]):
+                    wrong.append(1)
+            except RuntimeError as e:
+                assert "in use by another thread" in str(e)
+                refused.append(1)
+
+    workers = [threading.Thread(target=hammer, args=(slice(None, None, k),)) for k in (1, 2, 3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not wrong
+    assert refused  # the three threads did overlap, and each overlap was caught
+
+
+def test_bad_option_types_are_refused_by_name(boxed):
+    with pytest.raises(TypeError, match="check_outputs must be True, False or None.*'no'"):
+        kd_edge.Solver(boxed[1], check_outputs="no")
+    with pytest.raises(TypeError, match="out_of_domain must be .* got 3"):
+        kd_edge.Solver(boxed[1], out_of_domain=3)
+    assert kd_edge.Solver(boxed[1], check_outputs=np.False_).check_outputs is False
+
+
+def test_masked_values_are_refused_not_computed(boxed):
+    solver = kd_edge.Solver(boxed[1])
+    x = np.ma.masked_array(POINTS, mask=np.zeros_like(POINTS, bool))
+    np.testing.assert_array_equal(solver.predict(x), solver.predict(POINTS))  # nothing masked: plain data
+    x[1, 0] = np.ma.masked
+    with pytest.raises(ValueError, match="masked array with masked values"):
+        solver.predict(x)
+
+
+@pytest.mark.parametrize("cls", [kd_edge.Solver, kd_edge.Artifact])
+def test_an_object_made_without_init_is_an_error_not_a_crash(cls):
+    blank = cls.__new__(cls)
+    with pytest.raises(TypeError, match="never initialised"):
+        blank.predict(POINTS) if cls is kd_edge.Solver else blank.info
+    if cls is kd_edge.Solver:
+        with pytest.raises(TypeError, match="never initialised"):
+            blank.n_inputs
+        with pytest.raises(TypeError, match="expected a kd_edge.Solver"):
+            kd_edge.Solver.predict(5, POINTS)

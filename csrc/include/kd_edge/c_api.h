@@ -6,7 +6,9 @@
  * while solvers made from it are still in use.
  * Threads: a solver is used by one thread at a time; distinct solvers are independent and
  * may run concurrently, including solvers made from one shared artifact (load once, then
- * one solver per thread). An artifact may be shared by any number of threads.
+ * one solver per thread). An artifact may be shared by any number of threads. A
+ * kd_edge_predict that overlaps another thread's call on the same solver returns
+ * KD_EDGE_ERR_BUSY and does nothing (detected, not waited for).
  * Memory: after kd_edge_open*, kd_edge_predict on batches up to max_batch points allocates
  * nothing and takes no lock (fused artifacts, the kind every dense-chain model compiles to).
  * Shapes: in is n_points x n_inputs, out is n_points x n_outputs, float32, row-major.
@@ -30,6 +32,9 @@ typedef enum {
   KD_EDGE_ERR_INVALID_INPUT = 3,    /* null pointer, bad argument, NaN/Inf input, point outside
                                        the domain under KD_EDGE_DOMAIN_REJECT */
   KD_EDGE_ERR_RUNTIME = 4,          /* the compiled code failed or wrote a non-finite output */
+  KD_EDGE_ERR_BUSY = 5,             /* another thread is inside a call on this solver: the call did
+                                       nothing and left the solver's last error and report as they
+                                       were (use one solver per thread) */
 } kd_edge_status;
 
 /* Points outside the training domain: computed and counted, clamped into it and counted,

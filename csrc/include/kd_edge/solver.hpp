@@ -23,6 +23,7 @@ enum class ErrorKind {
   kInvalidArtifact = 2,  // manifest unreadable, wrong format, checksum mismatch, incompatible host
   kInvalidInput = 3,     // a caller argument breaks the shape, pointer or domain contract
   kRuntime = 4,          // the compiled code failed or produced a non-finite output
+  kBusy = 5,             // another thread is inside a call on the same Solver (use one per thread)
 };
 
 class Error : public std::runtime_error {
@@ -106,6 +107,8 @@ struct PredictReport {
 
 // A loaded artifact ready to predict. Construction throws kd_edge::Error on any failure.
 // Not thread-safe: use one Solver per thread (Solvers sharing one Artifact are independent).
+// A predict that starts while another thread is inside predict on the same Solver is refused
+// with kBusy (it computes nothing and changes nothing) instead of racing on its scratch.
 // After construction, predict on batches up to max_batch allocates nothing and takes no lock
 // (fused artifacts; TVM's VM path allocates inside TVM). `in` and `out` must not overlap.
 class Solver {
@@ -122,7 +125,8 @@ class Solver {
   // n_points == 0 is a no-op. Throws kd_edge::Error: kInvalidInput on a null pointer, overlapping
   // input and output buffers, a NaN/Inf
   // input (naming the first bad point) or, under kReject, a point outside the domain; kRuntime if
-  // the compiled code fails or, with check_outputs, writes a non-finite output.
+  // the compiled code fails or, with check_outputs, writes a non-finite output; kBusy if another
+  // thread is inside predict on this Solver.
   PredictReport predict(const float* in, std::size_t n_points, float* out);
 
   int threads() const noexcept;
