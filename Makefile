@@ -7,7 +7,7 @@ BUILD  := build/py
 DEPS   := $(VENV)/.deps-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup build test test-cpp test-py test-asan test-tsan test-sanitize test-cross demo bench clean
+.PHONY: setup build test test-cpp test-py test-asan test-tsan test-sanitize test-cross test-fuzz fuzz demo bench clean
 
 setup: $(DEPS)
 
@@ -64,7 +64,26 @@ test-cross: build
 	  ctest --test-dir build/cross-$$t --output-on-failure || exit 1; \
 	done
 
-test: test-cpp test-py test-sanitize test-cross
+# libFuzzer on the manifest reader (csrc/fuzz): `make fuzz FUZZ_SECONDS=600` for a long run; make test
+# runs it briefly. Seeds in csrc/fuzz/corpus (deep nesting among them); what it finds grows
+# build/fuzz/corpus, and a crashing input is written to build/fuzz/crash-*.
+FUZZ_SECONDS ?= 20
+FUZZ_PACKAGES := clang libclang-rt-dev
+fuzz: build
+	@if ! echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long) { return 0; }' | \
+	    clang++ -x c++ -fsanitize=fuzzer - -o /dev/null 2>/dev/null; then \
+	  echo "SKIPPED fuzz run: clang with libFuzzer is missing (apt-get install $(FUZZ_PACKAGES); .ci/run installs them)"; \
+	  exit 0; fi; \
+	cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DKD_EDGE_FUZZ=ON -DKD_EDGE_BUILD_TESTS=OFF -DKD_EDGE_WITH_VM=OFF -DPython_EXECUTABLE=$(CURDIR)/$(PY) \
+	  -DCMAKE_MAKE_PROGRAM=$(CURDIR)/$(VENV)/bin/ninja >/dev/null && \
+	cmake --build build/fuzz --target fuzz_manifest && mkdir -p build/fuzz/corpus && \
+	cd build/fuzz && ./fuzz_manifest -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+	  -print_final_stats=1 corpus ../../csrc/fuzz/corpus
+
+test-fuzz: fuzz
+
+test: test-cpp test-py test-sanitize test-cross test-fuzz
 
 # The shipped Burgers models through compile, accuracy check, C++ control loop, benchmark and report.
 demo: build

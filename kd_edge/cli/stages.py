@@ -3,13 +3,17 @@ is up to date (a SHA-256 of its inputs' contents and its config, kept in <out>/s
 
 import hashlib
 import json
+import os
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 import kd_edge
+from kd_edge.compiler.build import check_settings
 from kd_edge.measure.latency import tool
 from kd_edge.training.config import to_dict
 from kd_edge.training.pipeline import STAGES as TRAIN_STAGES
@@ -39,6 +43,39 @@ def stamp(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def writable_directory(path: Path):
+    """Create `path` if needed and show it takes files, or say plainly why not."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output directory {path} is a file; --out needs a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write to the output directory {path}: {e.strerror or e}") from None
+
+
+def write_atomically(path: Path, text: str):
+    """Readers see the old file or the new one, never a part of it."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_stamps(path: Path) -> dict:
+    """The stamps of earlier runs; an unreadable file means every stage reruns (with a warning)."""
+    if not path.exists():
+        return {}
+    try:
+        stamps = json.loads(path.read_text())
+        if isinstance(stamps, dict):
+            return stamps
+    except (ValueError, UnicodeDecodeError):
+        pass
+    print(f"kd-edge: warning: {path} is damaged (not a JSON object); every stage reruns", file=sys.stderr)
+    return {}
+
+
 class Run:
     """One problem's pipeline in `out`: models (shipped, or trained into out/models), artifact,
     accuracy.json, control_loop.txt, bench.json, report.html and summary.json."""
@@ -59,8 +96,14 @@ class Run:
                              f">= 0, got {b.seconds}, {b.threads}, {b.control_loop_seconds}")
         if self.problem.name != problem:
             raise ValueError(f"{self.config_path} is for problem {self.problem.name!r}, not {problem!r}")
+        c = self.cfg["compile"]
+        spec = check_settings(c.target, c.backend, c.out_of_domain, tune_trials=c.tune_trials)
+        if not spec.is_host_arch:
+            raise ValueError(f"{self.config_path}: [compile].target {c.target!r} is for {spec.arch}, and the stages "
+                             f"after compile run the artifact here; use `kd-edge bundle {problem} --target "
+                             f"{c.target} --out DIR` for another architecture")
         self.out = Path(out) if out else ROOT / "build" / "kd-edge" / problem
-        self.out.mkdir(parents=True, exist_ok=True)
+        writable_directory(self.out)
         shipped = ROOT / "models" / problem
         # Shipped models match the shipped config only: another config, or overrides of what
         # trains them, means training.
@@ -70,10 +113,13 @@ class Run:
         self.models = self.out / "models" if self.retrain else shipped
         self.progress = progress
         self.stamps_path = self.out / "stamps.json"
-        self.stamps = json.loads(self.stamps_path.read_text()) if self.stamps_path.exists() else {}
+        self.stamps = read_stamps(self.stamps_path)
         self.log = []  # (stage, "ran" | "skipped" | "shipped", seconds)
 
     # --- stage bookkeeping -------------------------------------------------------
+    def save_stamps(self):
+        write_atomically(self.stamps_path, json.dumps(self.stamps, indent=2) + "\n")
+
     def model_file(self, stage):
         return self.models / f"{stage}.pt"
 
@@ -115,12 +161,16 @@ class Run:
                 self.log.append((stage, "skipped", 0.0))
                 continue
             print(f"== {self.problem.name}: {stage}", flush=True)
+            # Forget the old stamp before touching the outputs: a run killed in between leaves
+            # no stamp, so the next run redoes the stage instead of trusting half-written files.
+            if self.stamps.pop(stage, None) is not None:
+                self.save_stamps()
             if stage in TRAIN_STAGES:
                 self.train(stage, key)
             else:
                 getattr(self, f"stage_{stage}")()
             self.stamps[stage] = key
-            self.stamps_path.write_text(json.dumps(self.stamps, indent=2) + "\n")
+            self.save_stamps()
             self.log.append((stage, "ran", time.perf_counter() - start))
         return self.log
 
@@ -133,14 +183,14 @@ class Run:
             (checkpoints / f"{stage}.ckpt").unlink(missing_ok=True)
         self.model_file(stage).unlink(missing_ok=True)
         self.stamps[f"{stage}.started"] = key
-        self.stamps_path.write_text(json.dumps(self.stamps, indent=2) + "\n")
+        self.save_stamps()
         train_stages(self.cfg, self.models, checkpoints, (stage,), self.progress)
 
     def load(self, kind):
         return kd_edge.load_model(self.model_file(kind), problem=self.problem.name, kind=kind)
 
     def stage_compile(self):
-        c = self.cfg["compile"]
+        c = self.cfg["compile"]  # checked in __init__
         student = self.load("student")
         kd_edge.compile(student, torch.zeros(4, len(self.problem.inputs)), self.out / "artifact", target=c.target,
                         backend=c.backend, input_names=self.problem.inputs, output_names=self.problem.outputs,

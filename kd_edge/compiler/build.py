@@ -66,6 +66,22 @@ def _import(model, example_input):
         "weights_sha256": weights_sha256(model)}
 
 
+def check_settings(target="host", backend="auto", out_of_domain="flag", check_outputs=True, tune_trials=0):
+    """Check compile's settings that do not need the model; returns the resolved target. The CLI
+    calls it before training, so that a typo does not surface hours later."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if out_of_domain not in DOMAIN_POLICIES:
+        raise ValueError(f"unknown out_of_domain {out_of_domain!r}; valid: {', '.join(DOMAIN_POLICIES)}")
+    if not isinstance(check_outputs, bool):
+        raise TypeError(f"check_outputs must be True or False, got {check_outputs!r}")
+    if not isinstance(tune_trials, int) or isinstance(tune_trials, bool) or tune_trials < 0:
+        raise ValueError(f"tune_trials must be a non-negative integer, got {tune_trials!r}")
+    if tune_trials and backend == "vm":
+        raise ValueError("tune_trials tunes the fused kernel; backend='vm' has none")
+    return resolve_target(target)
+
+
 def compile(model, example_input=None, out_dir=None, target="host", input_names=None, output_names=None,
             backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
             check_outputs: bool = True, tune_trials: int = 0, progress: bool = True) -> Path:
@@ -99,18 +115,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, stack_bytes
     from kd_edge.compiler.tune import tune_kernel
 
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    spec = check_settings(target, backend, out_of_domain, check_outputs, tune_trials)
     if out_dir is None:
         raise ValueError("compile needs out_dir, the artifact directory to write")
-    if out_of_domain not in DOMAIN_POLICIES:
-        raise ValueError(f"unknown out_of_domain {out_of_domain!r}; valid: {', '.join(DOMAIN_POLICIES)}")
-    if not isinstance(check_outputs, bool):
-        raise TypeError(f"check_outputs must be True or False, got {check_outputs!r}")
-    if not isinstance(tune_trials, int) or isinstance(tune_trials, bool) or tune_trials < 0:
-        raise ValueError(f"tune_trials must be a non-negative integer, got {tune_trials!r}")
-    if tune_trials and backend == "vm":
-        raise ValueError("tune_trials tunes the fused kernel; backend='vm' has none")
     relax_module, n_in, n_out, source = _import(model, example_input)
     domain = _domain(model, input_bounds, n_in)
     if domain is None and out_of_domain != "flag":
@@ -121,7 +128,6 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         output_names = problem.outputs if output_names is None else output_names
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
-    spec = resolve_target(target)
     cxx = spec.compiler()  # before the slow part: a missing cross compiler fails first
     layers = None
     if backend != "vm":

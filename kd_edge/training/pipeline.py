@@ -40,6 +40,9 @@ def load_config(path, overrides=()) -> dict:
             raw = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: not valid TOML: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path}: not valid UTF-8 (byte {e.start} is {e.object[e.start]:#04x}); "
+                             f"TOML files are UTF-8") from None
     where = str(path) + (f" (with {', '.join(overrides)})" if overrides else "")
     for text in overrides:
         keys, value = parse_override(text)

@@ -177,3 +177,61 @@ def test_bundle_errors(args, message, tmp_path, capsys):
     args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_stage_interrupted_after_writing_is_redone(tiny, tmp_path, monkeypatch, capsys):
+    """Ctrl-C after compile wrote a new manifest but before its stamp: the next run with the old
+    settings must recompile, not call the interrupted run's artifact up to date."""
+    from kd_edge.cli.stages import Run
+
+    config, _ = tiny
+    Run("burgers", tmp_path, config, progress=False).execute("compile")
+    original = Run.stage_compile
+
+    def killed_after_writing(self):
+        original(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Run, "stage_compile", killed_after_writing)
+    with pytest.raises(KeyboardInterrupt):
+        Run("burgers", tmp_path, config, ["compile.out_of_domain=clamp"], progress=False).execute("compile")
+    monkeypatch.setattr(Run, "stage_compile", original)
+    assert json.loads((tmp_path / "artifact" / "manifest.json").read_text())["defaults"]["out_of_domain"] == "clamp"
+    log = Run("burgers", tmp_path, config, progress=False).execute("compile")
+    assert ("compile", "ran") in [(stage, status) for stage, status, _ in log]
+    assert json.loads((tmp_path / "artifact" / "manifest.json").read_text())["defaults"]["out_of_domain"] == "flag"
+    assert not list(tmp_path.glob("*.tmp"))  # stamps are replaced whole
+
+    (tmp_path / "stamps.json").write_text("")  # damaged: a warning naming it, and every stage reruns
+    log = Run("burgers", tmp_path, config, progress=False).execute("compile")
+    assert "compile" in [stage for stage, status, _ in log if status == "ran"]
+    assert f"{tmp_path / 'stamps.json'} is damaged" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("compile.target=sparc", "unknown target 'sparc'; valid targets: host"),
+    ("compile.target=aarch64", "is for aarch64, and the stages after compile run the artifact here; use `kd-edge bundle"),
+    ("compile.backend=fast", "unknown backend 'fast'; valid: auto, fused, vm"),
+    ("compile.out_of_domain=wrap", "unknown out_of_domain 'wrap'; valid: flag, clamp, reject"),
+])
+def test_compile_settings_are_checked_before_training(tiny, tmp_path, capsys, setting, message):
+    config, _ = tiny
+    assert main(["run", "burgers", "--config", str(config), "--out", str(tmp_path), "--quiet", "--set", setting]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()  # nothing trained
+
+
+def test_unusable_output_directories_are_named(tiny, tmp_path, capsys):
+    config, _ = tiny
+    (tmp_path / "file").write_text("x")
+    for out, message in ((tmp_path / "file", "is a file; --out needs a directory"),
+                         (tmp_path / "file" / "sub", "cannot write to the output directory")):
+        assert main(["run", "burgers", "--config", str(config), "--out", str(out), "--quiet"]) == 2
+        assert f"{out}" in (err := capsys.readouterr().err) and message in err, err
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path, capsys):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(TINY.replace('"burgers"', '"burgers"  # caf\xe9').encode("latin-1"))
+    assert main(["run", "burgers", "--config", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert re.search(rf"{re.escape(str(bad))}: not valid UTF-8 \(byte \d+ is 0xe9\)", capsys.readouterr().err)
