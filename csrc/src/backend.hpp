@@ -25,6 +25,9 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::unique_ptr<Runner> make_runner() const = 0;
+  // One point (of zeros) through an entry that checks the shapes it is given: throws Error if the
+  // library does not take the manifest's widths.
+  virtual void probe(const float* in, float* out) const = 0;
 };
 
 std::unique_ptr<Backend> load_fused(const VerifiedLibrary& library, const ArtifactInfo& info);

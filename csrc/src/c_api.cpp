@@ -12,7 +12,7 @@ struct kd_edge_solver {
   kd_edge::Solver solver;
   std::string last_error;
   kd_edge::PredictReport report;
-  std::atomic<bool> busy{false};  // covers last_error and report as well as the Solver
+  std::atomic<int> busy{0};  // covers last_error and report as well as the Solver
 };
 
 struct kd_edge_artifact {
@@ -140,11 +140,11 @@ kd_edge_status kd_edge_predict(kd_edge_solver* solver, const float* in, size_t n
     open_error = "kd_edge_predict: solver is null";
     return KD_EDGE_ERR_INVALID_INPUT;
   }
-  if (solver->busy.exchange(true, std::memory_order_acquire)) return KD_EDGE_ERR_BUSY;
+  if (solver->busy.exchange(1, std::memory_order_acquire) != 0) return KD_EDGE_ERR_BUSY;
   solver->report = {};
   const kd_edge_status status =
       guarded(&solver->last_error, [&] { solver->report = solver->solver.predict(in, n_points, out); });
-  solver->busy.store(false, std::memory_order_release);
+  solver->busy.store(0, std::memory_order_release);
   return status;
 }
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "library.hpp"
@@ -37,40 +38,84 @@ extern "C" void kd_edge_kernel_error(const char* kind, const char** parts, int32
 
 using ErrorHandler = void (*)(const char*, const char**, int32_t);
 
-class FusedBackend;
+// The library's entries, looked up once at load.
+struct Entries {
+  TVMFFISafeCallType serial = nullptr, parallel = nullptr, small = nullptr;
+};
+
+[[noreturn]] void kernel_failed() {
+  throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") +
+                                       (kernel_error[0] ? kernel_error : "a parallel task failed"));
+}
+
+// A batch kernel on DLTensor views of the caller's buffers (on the stack: no copies, no objects);
+// the kernel checks the shapes it is given.
+void call_batch(TVMFFISafeCallType entry, const float* in, std::size_t n_points, int64_t n_in, float* out,
+                int64_t n_out) {
+  int64_t in_shape[2] = {static_cast<int64_t>(n_points), n_in};
+  int64_t out_shape[2] = {static_cast<int64_t>(n_points), n_out};
+  DLTensor x{const_cast<float*>(in), kCpu, 2, kFloat32, in_shape, nullptr, 0};
+  DLTensor y{out, kCpu, 2, kFloat32, out_shape, nullptr, 0};
+  TVMFFIAny args[2];
+  std::memset(args, 0, sizeof args);
+  args[0].type_index = kTVMFFIDLTensorPtr;
+  args[0].v_ptr = &x;
+  args[1].type_index = kTVMFFIDLTensorPtr;
+  args[1].v_ptr = &y;
+  TVMFFIAny result;
+  std::memset(&result, 0, sizeof result);
+  kernel_error[0] = '\0';
+  if (entry(nullptr, args, 2, &result) != 0) kernel_failed();
+}
+
+// The latency kernel takes two pointers and a count: nothing to unpack but three tags. Only
+// called after the batch kernel has shown, at load, that the library has the manifest's widths.
+void call_small(TVMFFISafeCallType entry, const float* in, std::size_t n_points, float* out) {
+  TVMFFIAny args[3];
+  std::memset(args, 0, sizeof args);
+  args[0].type_index = kTVMFFIOpaquePtr;
+  args[0].v_ptr = const_cast<float*>(in);
+  args[1].type_index = kTVMFFIOpaquePtr;
+  args[1].v_ptr = out;
+  args[2].type_index = kTVMFFIInt;
+  args[2].v_int64 = static_cast<int64_t>(n_points);
+  TVMFFIAny result;
+  std::memset(&result, 0, sizeof result);
+  kernel_error[0] = '\0';
+  if (entry(nullptr, args, 3, &result) != 0) kernel_failed();
+}
 
 class FusedRunner final : public Runner {
  public:
-  FusedRunner(TVMFFISafeCallType serial, TVMFFISafeCallType parallel, std::size_t parallel_min_points,
-              std::size_t n_inputs, std::size_t n_outputs)
-      : serial_(serial), parallel_(parallel), parallel_min_points_(parallel_min_points),
-        n_inputs_(static_cast<int64_t>(n_inputs)), n_outputs_(static_cast<int64_t>(n_outputs)) {}
+  FusedRunner(const Entries& entries, const ArtifactInfo& info)
+      : entries_(entries), parallel_min_points_(info.parallel_min_points),
+        tile_(entries.small ? info.tile_points : 0), small_max_(info.small_max_points),
+        n_in_(static_cast<int64_t>(info.input_names.size())), n_out_(static_cast<int64_t>(info.output_names.size())),
+        pad_in_(tile_ * info.input_names.size()), pad_out_(tile_ * info.output_names.size()) {}
 
-  // DLTensor views of the caller's buffers on the stack: no copies, no objects.
+  // Whole tiles go to the batch kernel (the pool's entry for large batches); the rest, fewer points
+  // than a tile, to the latency kernel, or, when there are more than small_max_points of them, as
+  // one padded tile through the batch kernel (cheaper there than point by point).
   void run(const float* in, std::size_t n_points, float* out, bool use_pool) override {
-    int64_t in_shape[2] = {static_cast<int64_t>(n_points), n_inputs_};
-    int64_t out_shape[2] = {static_cast<int64_t>(n_points), n_outputs_};
-    DLTensor x{const_cast<float*>(in), kCpu, 2, kFloat32, in_shape, nullptr, 0};
-    DLTensor y{out, kCpu, 2, kFloat32, out_shape, nullptr, 0};
-    TVMFFIAny args[2];
-    std::memset(args, 0, sizeof args);
-    args[0].type_index = kTVMFFIDLTensorPtr;
-    args[0].v_ptr = &x;
-    args[1].type_index = kTVMFFIDLTensorPtr;
-    args[1].v_ptr = &y;
-    TVMFFIAny result;
-    std::memset(&result, 0, sizeof result);
-    const bool pool = use_pool && n_points >= parallel_min_points_;
-    kernel_error[0] = '\0';
-    if ((pool ? parallel_ : serial_)(nullptr, args, 2, &result) != 0)
-      throw Error(ErrorKind::kRuntime, std::string("compiled model failed: ") +
-                                           (kernel_error[0] ? kernel_error : "a parallel task failed"));
+    const auto batch = [&](std::size_t n) { return use_pool && n >= parallel_min_points_ ? entries_.parallel : entries_.serial; };
+    if (tile_ == 0) return call_batch(batch(n_points), in, n_points, n_in_, out, n_out_);
+    const std::size_t full = n_points < tile_ ? 0 : n_points / tile_ * tile_, rest = n_points - full;
+    if (full > 0) call_batch(batch(full), in, full, n_in_, out, n_out_);
+    if (rest == 0) return;
+    in += full * static_cast<std::size_t>(n_in_);
+    out += full * static_cast<std::size_t>(n_out_);
+    if (rest <= small_max_) return call_small(entries_.small, in, rest, out);
+    // The other lanes of the padded tile hold earlier points (finite, screened): their outputs are dropped.
+    std::memcpy(pad_in_.data(), in, rest * static_cast<std::size_t>(n_in_) * sizeof(float));
+    call_batch(entries_.serial, pad_in_.data(), tile_, n_in_, pad_out_.data(), n_out_);
+    std::memcpy(out, pad_out_.data(), rest * static_cast<std::size_t>(n_out_) * sizeof(float));
   }
 
  private:
-  TVMFFISafeCallType serial_, parallel_;
-  std::size_t parallel_min_points_;
-  int64_t n_inputs_, n_outputs_;
+  Entries entries_;
+  std::size_t parallel_min_points_, tile_, small_max_;
+  int64_t n_in_, n_out_;
+  std::vector<float> pad_in_, pad_out_;  // one tile, made at construction
 };
 
 class FusedBackend final : public Backend {
@@ -84,15 +129,19 @@ class FusedBackend final : public Backend {
       throw Error(ErrorKind::kInvalidArtifact, name + " has no kd_edge_error_handler: not a fused kd-edge library "
                                                       "of this version (recompile the artifact)");
     *handler = &kd_edge_kernel_error;
-    serial_ = entry(info.entry, name);
-    parallel_ = entry(info.parallel_entry, name);
+    entries_.serial = entry(info.entry, name);
+    entries_.parallel = entry(info.parallel_entry, name);
+    if (!info.small_entry.empty()) entries_.small = entry(info.small_entry, name);
     auto* launch = static_cast<void**>(library_.symbol("__TVMBackendParallelLaunch"));
     if (launch != nullptr) *launch = reinterpret_cast<void*>(&kd_edge_parallel_launch);
   }
 
-  std::unique_ptr<Runner> make_runner() const override {
-    return std::make_unique<FusedRunner>(serial_, parallel_, info_.parallel_min_points, info_.input_names.size(),
-                                         info_.output_names.size());
+  std::unique_ptr<Runner> make_runner() const override { return std::make_unique<FusedRunner>(entries_, info_); }
+
+  // Through the batch kernel, which checks the shapes it is called with (the latency kernel cannot).
+  void probe(const float* in, float* out) const override {
+    call_batch(entries_.serial, in, 1, static_cast<int64_t>(info_.input_names.size()), out,
+               static_cast<int64_t>(info_.output_names.size()));
   }
 
  private:
@@ -107,7 +156,7 @@ class FusedBackend final : public Backend {
 
   LoadedLibrary library_;
   const ArtifactInfo& info_;
-  TVMFFISafeCallType serial_ = nullptr, parallel_ = nullptr;
+  Entries entries_;
 };
 
 }  // namespace

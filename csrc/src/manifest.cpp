@@ -164,6 +164,17 @@ ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
     const int64_t min_points = integer_field(runtime, "parallel_min_points", where);
     if (min_points < 1) bad(where, "field \"parallel_min_points\" must be a positive integer");
     info.parallel_min_points = static_cast<std::size_t>(min_points);
+    // Optional (artifacts compiled before it have none): the latency kernel for a few points.
+    if (runtime.find("small_entry") != nullptr) {
+      info.small_entry = string_field(runtime, "small_entry", where);
+      const int64_t tile = integer_field(runtime, "tile_points", where);
+      const int64_t small_max = integer_field(runtime, "small_max_points", where);
+      if (tile < 1 || tile > 1024) bad(where, "field \"tile_points\" must be an integer from 1 to 1024");
+      if (small_max < 0 || small_max >= tile)
+        bad(where, "field \"small_max_points\" must be an integer from 0 to tile_points - 1");
+      info.tile_points = static_cast<std::size_t>(tile);
+      info.small_max_points = static_cast<std::size_t>(small_max);
+    }
   } else if (kind != "vm") {
     bad(where, "runtime kind \"" + kind + "\", this runtime runs \"fused\" and \"vm\"");
   }

@@ -53,7 +53,7 @@ struct Artifact::Impl {
   void check_shapes() const {
     std::vector<float> in(info.input_names.size()), out(info.output_names.size());
     try {
-      backend->make_runner()->run(in.data(), 1, out.data(), false);
+      backend->probe(in.data(), out.data());
     } catch (const Error& e) {
       throw Error(ErrorKind::kInvalidArtifact, library.origin() + " does not take the " +
                                                    std::to_string(in.size()) + " inputs and " +
@@ -80,7 +80,9 @@ struct Solver::Impl {
   bool check_outputs;
   std::unique_ptr<Runner> runner;
   AlignedBuffer scratch;  // the clamped input
-  std::atomic<bool> busy{false};  // a thread is inside predict
+  // 1 while a thread is inside predict (an int: lock-free on every target; a bool needs libatomic on RISC-V)
+  std::atomic<int> busy{0};
+  std::size_t max_points;         // batches larger than this have more bytes than a size_t counts
   // The box (or +-FLT_MAX without one) repeated for kScreenPoints points, so that the screening
   // pass over the input is one flat, vectorisable loop.
   std::vector<float> screen_lower, screen_upper;
@@ -92,7 +94,9 @@ struct Solver::Impl {
         threads(options.threads),
         max_batch(options.max_batch),
         policy(options.domain_policy.value_or(info.default_domain_policy)),
-        check_outputs(options.check_outputs.value_or(info.default_check_outputs)) {
+        check_outputs(options.check_outputs.value_or(info.default_check_outputs)),
+        max_points(std::numeric_limits<std::size_t>::max() / sizeof(float) /
+                   std::max(info.input_names.size(), info.output_names.size())) {
     if (threads != 0 && threads != 1)
       throw Error(ErrorKind::kInvalidInput, "threads must be 0 (the pool) or 1 (the calling thread), got " +
                                                 std::to_string(threads));
@@ -203,14 +207,14 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
   Impl& s = *impl_;
   // One locked exchange (a few ns): a second thread gets an error, not a share of the scratch
   // and the runner's state.
-  if (s.busy.exchange(true, std::memory_order_acquire))
+  if (s.busy.exchange(1, std::memory_order_acquire) != 0)
     throw Error(ErrorKind::kBusy, "predict: this Solver is in use by another thread; make one Solver per thread "
                                   "(they can share one Artifact)");
   struct Release {
-    std::atomic<bool>& flag;
-    ~Release() { flag.store(false, std::memory_order_release); }
+    std::atomic<int>& flag;
+    ~Release() { flag.store(0, std::memory_order_release); }
   } release{s.busy};
-  floats_for(n_points, std::max(n_inputs(), n_outputs()), "a batch");
+  if (n_points > s.max_points) floats_for(n_points, std::max(n_inputs(), n_outputs()), "a batch");  // throws
   // The kernel reads inputs after it has written earlier outputs (and the pool's threads overlap
   // both): overlapping buffers give wrong values, so they are refused.
   const auto in_begin = reinterpret_cast<std::uintptr_t>(in), out_begin = reinterpret_cast<std::uintptr_t>(out);

@@ -8,6 +8,13 @@ from kd_edge.compiler.manifest import (DOMAIN_POLICIES, LIBRARY_NAME, MANIFEST_F
 from kd_edge.compiler.target import resolve_target
 
 BACKENDS = ("auto", "fused", "vm")
+
+
+def small_max_points(lanes: int) -> int:
+    """The most leftover points (fewer than a tile) the latency kernel takes; more go through the
+    batch kernel as one padded tile. On AVX-512 (16 lanes, AMD EPYC) a tile cost as much as 7
+    points of the latency kernel; other targets are assumed alike (not measured: no hardware)."""
+    return lanes // 2
 # Below this many points a call stays on the calling thread: waking the pool costs more.
 PARALLEL_MIN_POINTS = 4096
 KERNEL_ABI = Path(__file__).with_name("kernel_abi.cc")
@@ -112,7 +119,8 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     import tvm
 
     from kd_edge.compiler.chain import NotADenseChain, epilogue_operations, extract_chain
-    from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module, stack_bytes
+    from kd_edge.compiler.kernel import (ENTRY, PARALLEL_ENTRY, SMALL_ENTRY, KernelOptions, build_kernel_module,
+                                         stack_bytes)
     from kd_edge.compiler.tune import tune_kernel
 
     spec = check_settings(target, backend, out_of_domain, check_outputs, tune_trials)
@@ -147,6 +155,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
                                  target=tvm.target.Target(spec.tvm_target))
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
                    "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes,
+                   "small_entry": SMALL_ENTRY, "tile_points": lanes, "small_max_points": small_max_points(lanes),
                    "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),
                    "stack_bytes": stack_bytes(layers, lanes),
                    "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]

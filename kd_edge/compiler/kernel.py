@@ -12,6 +12,7 @@ from kd_edge.compiler.chain import unary_nodes
 
 ENTRY = "kd_edge_chain"
 PARALLEL_ENTRY = "kd_edge_chain_parallel"
+SMALL_ENTRY = "kd_edge_chain_small"
 RECIPROCALS = ("divide", "newton")
 
 
@@ -61,6 +62,42 @@ _TWO_PI_LO = 2 * math.pi - _TWO_PI_HI  # Cody-Waite: 2 pi = hi + lo, hi exact in
 _BINARY = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 
 
+def _c(v):
+    from tvm import tirx
+
+    return tirx.FloatImm("float32", float(np.float32(v)))
+
+
+def _epilogue_emitter(inp, out, unary):
+    """emit(node) -> the TIR expression of an epilogue node, each distinct node built once.
+    inp(i) / out(k): the point's i-th input and the network's k-th output; unary(kind, a): the
+    sin or tanh of a."""
+    memo = {}
+
+    def emit(node):
+        if id(node) in memo:
+            return memo[id(node)]
+        kind = node[0]
+        if kind == "lin":
+            terms = [inp(i) if w == 1 else _c(w) * inp(i) for i, w in enumerate(node[1]) if w]
+            terms += [_c(node[2])] if node[2] or not terms else []
+            e = terms[0]
+            for term in terms[1:]:
+                e = e + term
+        elif kind == "out":
+            e = out(node[1])
+        elif kind == "const":
+            e = _c(node[1])
+        elif kind in ("sin", "tanh"):
+            e = unary(kind, emit(node[1]))
+        else:
+            e = _BINARY[kind](emit(node[1]), emit(node[2]))
+        memo[id(node)] = e
+        return e
+
+    return emit
+
+
 def stack_bytes(layers, lanes: int) -> int:
     """Stack the kernel's per-tile buffers take: a vector tile and a one-point tail of each."""
     rows = int(layers[0].weight.shape[1]) + sum(int(layer.weight.shape[0]) for layer in layers) + 4
@@ -69,14 +106,17 @@ def stack_bytes(layers, lanes: int) -> int:
 
 
 def build_kernel_module(layers, lanes: int, options: KernelOptions = KernelOptions()):
-    """An IRModule with the serial and the parallel kernel for `layers`.
+    """An IRModule with the serial, the parallel and the small-batch kernel for `layers`.
 
-    Both take X (n, d_in) and Y (n, d_out), float32 row-major, any n and any 4-byte alignment,
-    and write Y = chain(X), or Y = epilogue(X, chain(X)) when `layers` is a Chain with one."""
+    Each writes Y = chain(X), or Y = epilogue(X, chain(X)) when `layers` is a Chain with one,
+    for X (n, d_in) and Y (n, d_out), float32 row-major, any n and any 4-byte alignment. The
+    serial and parallel ones take X and Y as tensors (points across SIMD lanes, for batches); the
+    small one takes (x, y, n) as pointers and a count (units across lanes, for a few points)."""
     import tvm
 
     return tvm.IRModule({ENTRY: _kernel(layers, lanes, options, ENTRY, parallel=False),
-                         PARALLEL_ENTRY: _kernel(layers, lanes, options, PARALLEL_ENTRY, parallel=True)})
+                         PARALLEL_ENTRY: _kernel(layers, lanes, options, PARALLEL_ENTRY, parallel=True),
+                         SMALL_ENTRY: _small_kernel(layers, lanes, options)})
 
 
 def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: bool):
@@ -185,35 +225,15 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                     for k in range(d_out):
                         T.buffer_store(Y, h[-2][k][lane], [index, k])
                     return
-                memo, unary = {}, iter(range(n_unary))
+                unary_slots = iter(range(n_unary))
 
-                def emit(node):
-                    """The TIR expression of an epilogue node; sin/tanh results are stored first,
-                    since their expressions read scratch vectors the next one overwrites."""
-                    if id(node) in memo:
-                        return memo[id(node)]
-                    kind = node[0]
-                    if kind == "lin":
-                        terms = [h[0][i][lane] if w == 1 else c(w) * h[0][i][lane] for i, w in enumerate(node[1]) if w]
-                        terms += [c(node[2])] if node[2] or not terms else []
-                        e = terms[0]
-                        for term in terms[1:]:
-                            e = e + term
-                    elif kind == "out":
-                        e = h[-2][node[1]][lane]
-                    elif kind == "const":
-                        e = c(node[1])
-                    elif kind in ("sin", "tanh"):
-                        a = emit(node[1])
-                        slot = next(unary)
-                        store(h[-1], sin(a, lane, scratch) if kind == "sin" else tanh(a, lane, vector, scratch),
-                              slot, lane)
-                        e = h[-1][slot][lane]
-                    else:
-                        e = _BINARY[kind](emit(node[1]), emit(node[2]))
-                    memo[id(node)] = e
-                    return e
+                def unary(kind, a):
+                    # stored first: their expressions read scratch vectors the next one overwrites
+                    slot = next(unary_slots)
+                    store(h[-1], sin(a, lane, scratch) if kind == "sin" else tanh(a, lane, vector, scratch), slot, lane)
+                    return h[-1][slot][lane]
 
+                emit = _epilogue_emitter(lambda i: h[0][i][lane], lambda k: h[-2][k][lane], unary)
                 for k, tree in enumerate(epilogue):
                     T.buffer_store(Y, emit(tree), [index, k])
 
@@ -224,4 +244,150 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                     point(t * lanes + lane, lane, True, buffers)
             with T.serial(n % lanes) as r:  # the last n % lanes points, one at a time
                 point(n // lanes * lanes + r, 0, False, allocate(1))
+    return ib.get()
+
+
+def _let(value, body):
+    """body(v) with v bound once to value (a TIR Let), so a value used many times is computed once."""
+    from tvm import tirx
+
+    v = tirx.Var("v", value.ty)
+    return tirx.Let(v, value, body(v))
+
+
+def _horner(coefficients, s):
+    r = _c(coefficients[-1])
+    for a in reversed(coefficients[:-1]):
+        r = r * s + _c(a)
+    return r
+
+
+def _estrin(coefficients, s):
+    """The polynomial by Estrin's scheme: the same value as Horner's in fewer dependent steps
+    (for tanh's degree-6 numerator 4 instead of 6), which is what a single point waits on."""
+    terms = [_c(a) for a in coefficients]
+    power = s
+    while len(terms) > 1:
+        pairs = [terms[i] + terms[i + 1] * power if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+        if len(pairs) == 1:
+            return pairs[0]
+        terms = pairs
+        power = power * power  # repeated subexpressions: LLVM computes them once
+    return terms[0]
+
+
+
+def _tanh_value(e):
+    """tanh of a scalar or vector expression: the tile kernel's rational form, with a divide,
+    its polynomials by Estrin's scheme (fewer dependent steps: equal or up to 5% faster on one
+    Burgers point, AMD EPYC; within the same error bound)."""
+    import tvm
+
+    clamped = tvm.te.max(tvm.te.min(e, _c(_TANH_CLAMP)), _c(-_TANH_CLAMP))
+    return _let(clamped, lambda v: _let(v * v, lambda s: v * _estrin(_TANH_P, s) / _estrin(_TANH_Q, s)))
+
+
+def _sin_value(e):
+    """sin of a scalar or vector expression, as the tile kernel computes it."""
+    import tvm
+    from tvm import tirx
+
+    half_pi, pi = _c(math.pi / 2), _c(math.pi)
+
+    def reduced(v):  # v - 2 pi k in [-pi, pi], then folded into [-pi/2, pi/2]
+        k = tvm.te.floor(v * _c(1 / (2 * math.pi)) + _c(0.5))
+        return _let((v - k * _c(_TWO_PI_HI)) - k * _c(_TWO_PI_LO), lambda r: tirx.Select(
+            r > half_pi, pi - r, tirx.Select(r < -half_pi, -pi - r, r)))
+
+    return _let(e, lambda v: _let(reduced(v), lambda r: r * _horner(_SIN_C, r * r)))
+
+
+def _chunks(width: int, lanes: int) -> list[tuple[int, int]]:
+    """(first unit, vector width) covering `width` units: full vectors, then smaller powers of two."""
+    out, start = [], 0
+    while start < width:
+        w = lanes
+        while w > width - start:
+            w //= 2
+        out.append((start, w))
+        start += w
+    return out
+
+
+def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
+    """The latency kernel: each layer a matrix-vector product vectorised across its units (weight
+    columns as vector constants, one broadcast input per column), activations on whole vectors.
+    One point is a chain of dependent steps, so points go `group` at a time, their chains
+    interleaved. Takes raw pointers and n, so the call carries no tensor descriptors to check."""
+    from tvm import tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    epilogue = getattr(layers, "epilogue", None)
+    d_in = layers[0].weight.shape[1]
+    d_out = len(epilogue) if epilogue is not None else layers[-1].weight.shape[0]
+    activation = {"tanh": _tanh_value, "sin": _sin_value}
+
+    def vector(values):
+        if len(values) == 1:
+            return _c(values[0])
+        return tirx.Shuffle([_c(v) for v in values], [tirx.IntImm("int32", i) for i in range(len(values))])
+
+    def lanes_of(start, w):
+        return tirx.Ramp(tirx.IntImm("int64", start), tirx.IntImm("int64", 1), w) if w > 1 else start
+
+    def dense(layer, previous, H):
+        """H = activation(W previous + b), chunk by chunk of units."""
+        weight, bias = np.asarray(layer.weight, np.float32), np.asarray(layer.bias, np.float32)
+        for start, w in _chunks(weight.shape[0], lanes):
+            units = slice(start, start + w)
+            partial = [None] * options.accumulators
+            for k in range(weight.shape[1]):
+                term = vector(weight[units, k]) * (tirx.Broadcast(previous(k), w) if w > 1 else previous(k))
+                a = k % options.accumulators
+                partial[a] = term if partial[a] is None else partial[a] + term
+            live = [vector(bias[units])] + [t for t in partial if t is not None]
+            while len(live) > 1:
+                live = [live[i] + live[i + 1] if i + 1 < len(live) else live[i] for i in range(0, len(live), 2)]
+            kinds = set(layer.activations[units])
+            e = live[0]
+            if len(kinds) == 1 and kinds != {"identity"}:
+                e = activation[kinds.pop()](e)
+            T.buffer_store(H, e, [lanes_of(start, w)])
+            if len(kinds) > 1:  # mixed (a feature layer): unit by unit
+                for j in range(start, start + w):
+                    if layer.activations[j] != "identity":
+                        T.buffer_store(H, activation[layer.activations[j]](H[j]), [j])
+
+    def points(indices):
+        """The whole network for these points, layer by layer across them."""
+        outputs = [[T.alloc_buffer((int(layer.weight.shape[0]),), "float32", scope="global") for layer in layers]
+                   for _ in indices]
+        for i, layer in enumerate(layers):
+            for p, H in zip(indices, outputs):
+                previous = (lambda k, p=p: X[p, k]) if i == 0 else (lambda k, h=H[i - 1]: h[k])
+                dense(layer, previous, H[i])
+        for p, H in zip(indices, outputs):
+            if epilogue is None:
+                for k in range(d_out):
+                    T.buffer_store(Y, H[-1][k], [p, k])
+            else:
+                emit = _epilogue_emitter(lambda i, p=p: X[p, i], lambda k, h=H[-1]: h[k],
+                                         lambda kind, a: activation[kind](a))
+                for k, tree in enumerate(epilogue):
+                    T.buffer_store(Y, emit(tree), [p, k])
+
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(SMALL_ENTRY)
+            T.func_attr({"global_symbol": SMALL_ENTRY, "tirx.noalias": True})
+            x, y = T.arg("x", T.handle("float32")), T.arg("y", T.handle("float32"))
+            n = T.arg("n", T.int64())
+            X = T.decl_buffer((n, d_in), "float32", data=x)
+            Y = T.decl_buffer((n, d_out), "float32", data=y)
+            with T.serial(n // group) as g:
+                points([g * group + i for i in range(group)])
+            if group > 1:
+                with T.serial(n % group) as r:
+                    points([n // group * group + r])
     return ib.get()

@@ -11,7 +11,7 @@ import torch
 import kd_edge
 from kd_edge.compiler.chain import Layer, NotADenseChain, extract_chain
 from kd_edge.compiler.frontend import to_relax
-from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, KernelOptions, build_kernel_module
+from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, SMALL_ENTRY, KernelOptions, build_kernel_module
 from kd_edge.compiler.target import resolve_target
 from kd_edge.networks import MLP
 
@@ -25,8 +25,15 @@ def compiled_kernel(layers, options=KernelOptions()):
 
 
 def run(lib, entry, x, d_out):
+    import ctypes
+
     import tvm
 
+    if entry == SMALL_ENTRY:  # pointers and a count, as the runtime calls it
+        x = np.ascontiguousarray(x, np.float32)
+        y = np.full((len(x), d_out), np.nan, np.float32)
+        lib[entry](ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(y.ctypes.data), len(x))
+        return y
     y = tvm.runtime.tensor(np.full((len(x), d_out), np.nan, np.float32))
     lib[entry](tvm.runtime.tensor(x), y)
     return y.numpy()
@@ -48,7 +55,7 @@ def test_fast_math_error_bounds(activation_kernels, act, span, bound, reciprocal
     kernel = activation_kernels[act, reciprocal]
     x = np.linspace(-span, span, 2_000_003, dtype=np.float32)[:, None]
     exact = getattr(np, act)(x.astype(np.float64))
-    for entry in (ENTRY, PARALLEL_ENTRY):
+    for entry in (ENTRY, PARALLEL_ENTRY, SMALL_ENTRY):
         err = np.abs(run(kernel, entry, x, 1) - exact).max()
         assert err <= bound, f"{act} on [-{span}, {span}] via {entry}: {err:.2e}"
     # and the scalar tail (fewer points than one SIMD tile)
@@ -58,16 +65,16 @@ def test_fast_math_error_bounds(activation_kernels, act, span, bound, reciprocal
 
 @pytest.mark.parametrize("options", [KernelOptions(), KernelOptions(1, "newton"), KernelOptions(3, "divide"),
                                      KernelOptions(6, "newton")], ids=lambda o: f"{o.accumulators}-{o.reciprocal}")
-def test_serial_and_parallel_entries_agree_with_pytorch(monkeypatch, options):
+def test_every_entry_agrees_with_pytorch(monkeypatch, options):
     monkeypatch.setenv("TVM_NUM_THREADS", "2")
     torch.manual_seed(0)
     model = MLP(3, 2, 24, 3, "tanh", periodic={1: 2.0}, fourier_features=2).eval()
     lib = compiled_kernel(extract_chain(to_relax(model, torch.zeros(3, 3))), options)
-    for n in (1, 15, 16, 17, 5000, 25_600):
+    for n in (1, 2, 3, 15, 16, 17, 5000, 25_600):
         x = np.random.default_rng(n).uniform(-2, 2, size=(n, 3)).astype(np.float32)
         with torch.no_grad():
             expected = model(torch.from_numpy(x)).numpy()
-        for entry in (ENTRY, PARALLEL_ENTRY):
+        for entry in (ENTRY, PARALLEL_ENTRY) + ((SMALL_ENTRY,) if n <= 17 else ()):
             np.testing.assert_allclose(run(lib, entry, x, 2), expected, rtol=0, atol=1e-5, err_msg=f"{entry}, n={n}")
 
 

@@ -51,6 +51,9 @@ struct ArtifactInfo {
   std::string entry;                        // function to call
   std::string parallel_entry;               // fused: the multi-threaded variant
   std::size_t parallel_min_points = 0;      // fused: batches from this size use parallel_entry
+  std::string small_entry;                  // fused: the latency kernel (empty in older artifacts)
+  std::size_t tile_points = 0;              // fused: points per tile of the batch kernels
+  std::size_t small_max_points = 0;         // fused: a remainder of up to this many points uses small_entry
   int format = 0;                           // manifest format version
   std::string library;                      // file name of the shared library inside the artifact
   std::string library_sha256;               // hex digest the library was checked against

@@ -1,0 +1,107 @@
+"""Per-call latency of 1 to 64 points from C++, pinned to one core, side by side in one process:
+kd-edge's latency kernel alone, Solver::predict, the C API, and a fixed-size Eigen MLP of the same
+network (the RTNeural approach), on the reference MLP and every shipped student.
+
+    .venv/bin/python benchmarks/point_latency.py [--cpu 1] [--calls 20000] [MODEL ...]
+    # writes build/bench/point_latency.json and .md
+
+The Eigen peer computes the dense network only: for students with an output transform (an
+epilogue: allen_cahn, taylor_green, wave) it skips those few operations, which favours it, and its
+outputs are then not compared.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import kd_edge
+from kd_edge.compiler.build import _import
+from kd_edge.compiler.chain import extract_chain
+from kd_edge.measure.latency import tool as kd_edge_tool
+from kd_edge.networks import MLP
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "build" / "bench"
+BATCHES = (1, 2, 4, 8, 16, 64)
+
+
+def models():
+    torch.manual_seed(0)
+    yield "reference_mlp", MLP(2, 1, 20, 4).eval()
+    for path in sorted((ROOT / "models").glob("*/student.pt")):
+        yield path.parent.name, kd_edge.load_model(path)
+
+
+def write_eigen_weights(model, width, path):
+    """The dense chain as the fused kernel sees it: widths, then per layer its activations, weights, bias."""
+    relax_module, *_ = _import(model, torch.zeros(4, width))
+    chain = extract_chain(relax_module)
+    widths = [int(chain[0].weight.shape[1])] + [int(layer.weight.shape[0]) for layer in chain]
+    lines = ["widths " + " ".join(map(str, widths))]
+    for layer in chain:
+        w = np.asarray(layer.weight, np.float32)
+        lines.append(f"{w.shape[1]} {w.shape[0]} " + " ".join(layer.activations))
+        lines.append(" ".join(f"{v:.9g}" for v in w.ravel()))
+        lines.append(" ".join(f"{v:.9g}" for v in np.asarray(layer.bias, np.float32)))
+    path.write_text("\n".join(lines) + "\n")
+    return chain.epilogue is not None
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("names", nargs="*", metavar="MODEL", help="reference_mlp or shipped problems (default: all)")
+    p.add_argument("--cpu", type=int, default=1, help="core to pin to")
+    p.add_argument("--calls", type=int, default=20000, help="timed calls per backend and batch size")
+    args = p.parse_args(argv)
+    tool = kd_edge_tool("kd-edge-point-bench")
+    if tool is None:
+        sys.exit("kd-edge-point-bench is not built (make build)")
+    results = {}
+    for name, model in models():
+        if args.names and name not in args.names:
+            continue
+        width = model.arch["n_inputs"] if hasattr(model, "arch") else 2
+        artifact = kd_edge.compile(model, torch.zeros(4, width), OUT / "point" / name, progress=False)
+        weights = OUT / "point" / f"{name}.eigen.txt"
+        epilogue = write_eigen_weights(model, width, weights)
+        run = subprocess.run([tool, "--artifact", str(artifact), "--eigen", str(weights), "--cpu", str(args.cpu),
+                              "--calls", str(args.calls), "--batches", ",".join(map(str, BATCHES)), "--json"],
+                             check=True, capture_output=True, text=True)
+        if run.stderr:
+            print(run.stderr.strip(), file=sys.stderr)
+        rows = json.loads(run.stdout)["rows"]
+        results[name] = {"epilogue": epilogue, "rows": rows}
+        by = {(r["backend"], r["n"]): r for r in rows}
+        eigen = by.get(("eigen", 1), {}).get("p50_ns")
+        print(f"{name}: N=1 p50 solver {by[('solver', 1)]['p50_ns']:.0f} ns, kernel "
+              f"{by.get(('kernel', 1), {}).get('p50_ns', float('nan')):.0f} ns, Eigen {eigen or float('nan'):.0f} ns",
+              flush=True)
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
+                         text=True).stdout.strip()
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "point_latency.json").write_text(json.dumps({"cpu": cpu, "models": results}, indent=1) + "\n")
+    (OUT / "point_latency.md").write_text(markdown(results, cpu))
+    print(f"wrote {OUT / 'point_latency.md'}")
+
+
+def markdown(results, cpu):
+    lines = [f"C++, one thread pinned, p50 / p99 per call in ns ({cpu}):", "",
+             "| model | N | latency kernel alone | Solver::predict | C API | fixed-size Eigen | Eigen / kd-edge (p50) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, result in results.items():
+        by = {(r["backend"], r["n"]): r for r in result["rows"]}
+        for n in BATCHES:
+            cell = lambda b: f"{by[(b, n)]['p50_ns']:.0f} / {by[(b, n)]['p99_ns']:.0f}" if (b, n) in by else "-"  # noqa: E731
+            ratio = (f"{by[('eigen', n)]['p50_ns'] / by[('solver', n)]['p50_ns']:.2f}x" if ('eigen', n) in by else "-")
+            label = name + (" (Eigen without the epilogue)" if result["epilogue"] and n == 1 else "")
+            lines.append(f"| {label} | {n} | {cell('kernel')} | {cell('solver')} | {cell('c_api')} | {cell('eigen')} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
