@@ -36,5 +36,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   require(info.library_sha256.size() == 64, "sha256");
   require(!info.library.empty() && info.library.find('/') == std::string::npos, "library name");
   require(!info.entry.empty(), "entry");
+  require(info.small_entry.empty() || (info.tile_points >= 1 && info.small_max_points < info.tile_points), "tiles");
   return 0;
 }

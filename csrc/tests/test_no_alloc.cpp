@@ -73,7 +73,9 @@ int main(int argc, char** argv) {
       options.max_batch = max_batch;
       options.domain_policy = std::string(policy) == "flag" ? kd_edge::DomainPolicy::kFlag : kd_edge::DomainPolicy::kClamp;
       kd_edge::Solver solver(dir, options);
-      for (std::size_t n : {std::size_t{1}, max_batch}) {
+      // 1: the latency kernel; 13 and 21: a remainder after whole tiles, padded into one more
+      // tile or sent to the latency kernel (which, depends on the SIMD width); 4096: tiles only.
+      for (std::size_t n : {std::size_t{1}, std::size_t{13}, std::size_t{21}, max_batch}) {
         expect_quiet("Solver " + std::string(policy) + ", threads " + std::to_string(threads) + ", N " + std::to_string(n),
                      [&] { solver.predict(in.data(), n, out.data()); });
       }
@@ -88,7 +90,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "FAIL: %s\n", kd_edge_last_error(nullptr));
     return 1;
   }
-  for (std::size_t n : {std::size_t{1}, max_batch}) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{13}, max_batch}) {
     expect_quiet("C API, N " + std::to_string(n), [&] {
       if (kd_edge_predict(solver, in.data(), n, out.data()) != KD_EDGE_OK) ++failures;
     });

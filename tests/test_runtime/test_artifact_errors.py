@@ -45,6 +45,12 @@ DAMAGE = {
                         kd_edge.ArtifactError, "plain file name inside the artifact"),
     "cpu-features": (lambda a: edit_manifest(a, lambda m: m["target"]["features"].append("imaginary_isa")),
                      kd_edge.ArtifactError, "needs features this host lacks: imaginary_isa"),
+    "small-max-points": (lambda a: edit_manifest(a, lambda m: m["runtime"].update(small_max_points=10 ** 6)),
+                         kd_edge.ArtifactError, 'field "small_max_points" must be an integer from 0 to tile_points - 1'),
+    "tile-points": (lambda a: edit_manifest(a, lambda m: m["runtime"].update(tile_points=0)),
+                    kd_edge.ArtifactError, 'field "tile_points" must be an integer from 1 to 1024'),
+    "small-entry": (lambda a: edit_manifest(a, lambda m: m["runtime"].update(small_entry="nothing_here")),
+                    kd_edge.ArtifactError, 'has no function "nothing_here"'),
 }
 
 

@@ -101,3 +101,26 @@ def test_predict_releases_the_gil(reference):
         ticks += 1
     worker.join()
     assert ticks >= 10, f"the main thread ran only {ticks} times during a >= 50 ms predict"
+
+
+def test_every_batch_size_gives_the_model_whichever_kernel_runs(compiled, tmp_path):
+    """Up to two tiles and one: the latency kernel alone, a padded tile, whole tiles and a
+    remainder; and the same artifact without the latency kernel (as compiled before it existed)."""
+    import json
+    import shutil
+
+    model, artifact = compiled()
+    old = tmp_path / "old"
+    shutil.copytree(artifact, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    tile = manifest["runtime"]["tile_points"]
+    assert 0 < manifest["runtime"]["small_max_points"] < tile
+    for key in ("small_entry", "tile_points", "small_max_points"):
+        del manifest["runtime"][key]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    solvers = {"latency kernel": kd_edge.Solver(artifact, threads=1), "without it": kd_edge.Solver(old, threads=1)}
+    x = np.random.default_rng(7).uniform(-1, 1, size=(2 * tile + 1, 2)).astype(np.float32)
+    for n in range(1, 2 * tile + 2):
+        for label, solver in solvers.items():
+            np.testing.assert_allclose(solver.predict(x[:n]), expected(model, x[:n]), rtol=0, atol=1e-5,
+                                       err_msg=f"n={n}, {label}")
