@@ -102,6 +102,7 @@ bench: build
 	    --benchmark-json="build/bench/latency-$$model-$$(echo $$part | tr ' ' _).json" || exit 1; \
 	done; done
 	$(PY) benchmarks/report.py build/bench/latency-*.json
+	$(PY) benchmarks/point_latency.py
 
 clean:
 	rm -rf build .pytest_cache
