@@ -1,6 +1,7 @@
 """kd_edge.compile: build a PyTorch module or an ONNX model into an artifact directory."""
 
 import math
+import warnings
 from pathlib import Path
 
 from kd_edge.compiler.manifest import (DOMAIN_POLICIES, LIBRARY_NAME, MANIFEST_FORMAT, MANIFEST_NAME, sha256_file,
@@ -8,6 +9,10 @@ from kd_edge.compiler.manifest import (DOMAIN_POLICIES, LIBRARY_NAME, MANIFEST_F
 from kd_edge.compiler.target import resolve_target
 
 BACKENDS = ("auto", "fused", "vm")
+
+
+class FallbackWarning(UserWarning):
+    """backend="auto" compiled a model that is not a dense chain to the Relax VM."""
 
 
 def small_max_points(lanes: int) -> int:
@@ -137,7 +142,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
     cxx = spec.compiler()  # before the slow part: a missing cross compiler fails first
-    layers = None
+    layers, fallback_reason = None, None
     if backend != "vm":
         try:
             layers = extract_chain(relax_module)
@@ -146,6 +151,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
                 raise ValueError(f"backend='fused' needs a dense chain, but {e}") from None
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
+            fallback_reason = str(e)
+            warnings.warn(f"compiling to TVM's Relax VM, not the fused kernel (10-20x slower per call): {e}",
+                          FallbackWarning, stacklevel=2)
     if layers is not None:
         lanes = spec.lanes
         options, tuning = KernelOptions(), None
@@ -169,6 +177,8 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
             raise ValueError(f"target {spec.name!r} ({spec.arch}): {reason}")
         executable = tvm.compile(relax_module, target=tvm.target.Target(spec.tvm_target))
         runtime = {"kind": "vm", "entry": "main"}
+        if fallback_reason:  # auto chose the VM: why the fused kernel could not take this model
+            runtime["fallback_reason"] = fallback_reason
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

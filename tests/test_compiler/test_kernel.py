@@ -105,8 +105,12 @@ def test_other_models_fall_back_to_the_vm(tmp_path, module, reason):
     module.eval()
     with pytest.raises(NotADenseChain, match=reason):
         extract_chain(to_relax(module, torch.zeros(3, 2)))
-    artifact = kd_edge.compile(module, torch.zeros(3, 2), tmp_path / "auto")
-    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "vm"
+    from kd_edge.compiler.build import FallbackWarning
+
+    with pytest.warns(FallbackWarning, match=f"compiling to TVM's Relax VM, not the fused kernel.*{reason}"):
+        artifact = kd_edge.compile(module, torch.zeros(3, 2), tmp_path / "auto")
+    runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
+    assert runtime["kind"] == "vm" and reason in runtime["fallback_reason"]
     x = np.random.default_rng(0).normal(size=(100, 2)).astype(np.float32)
     with torch.no_grad():
         np.testing.assert_allclose(kd_edge.Solver(str(artifact)).predict(x), module(torch.from_numpy(x)).numpy(),
