@@ -1,6 +1,7 @@
 """The kd-edge command line: `kd-edge run burgers` takes a problem from training to a report.
 
-    kd-edge problems                       list the problems
+    kd-edge problems                       list the problems (built in, installed, and --problem-file ones)
+    kd-edge init-config PROBLEM            write a starting config for a problem of your own
     kd-edge train PROBLEM                  train the teacher (into --out, never over models/)
     kd-edge distill PROBLEM                distilled student and the from-scratch control
     kd-edge compile PROBLEM                the student -> artifact directory
@@ -10,6 +11,10 @@
     kd-edge targets                        the CPUs an artifact can be compiled for
     kd-edge bundle PROBLEM --target NAME --out DIR
                                            the student and the runtime built for a board, to copy there
+
+PROBLEM is a name (`kd-edge problems`), FILE.py[:CLASS] (a Problem subclass in your file) or
+MODULE:CLASS; --problem-file FILE registers the problems a file defines. A problem without a config
+gets a generated one (see init-config).
 
 Every command runs the stages before its own that are not up to date. Models come from the shipped
 models/PROBLEM/ unless --retrain (train/distill imply it). Configs: training/configs/PROBLEM.toml
@@ -28,7 +33,13 @@ LAST_STAGE = {"train": "teacher", "distill": "scratch", "compile": "compile", "b
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kd-edge", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("problems", help="list the problems")
+    problems_cmd = sub.add_parser("problems", help="list the problems")
+    problems_cmd.add_argument("--problem-file", action="append", default=[], metavar="FILE",
+                              help="also list the problems this Python file defines; repeatable")
+    init = sub.add_parser("init-config", help="write a starting config for a problem (for editing)")
+    init.add_argument("problem", metavar="PROBLEM")
+    init.add_argument("--out", help="file to write (default PROBLEM.toml here); an existing file is kept")
+    init.add_argument("--problem-file", action="append", default=[], metavar="FILE")
     sub.add_parser("targets", help="list the compile targets")
     b = sub.add_parser("bundle", help="the student compiled for a target, with the runtime built for it")
     b.add_argument("model", metavar="PROBLEM", help="a problem with a shipped student, a student .pt file or an "
@@ -47,6 +58,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--out", help="output directory (default build/kd-edge/PROBLEM)")
         c.add_argument("--retrain", action="store_true", help="train every model instead of using models/PROBLEM")
         c.add_argument("--quiet", action="store_true", help="no progress bars")
+        c.add_argument("--problem-file", action="append", default=[], metavar="FILE",
+                       help="a Python file defining Problem subclasses (registered by their name); repeatable")
         if name == "report":
             c.add_argument("--readme", help="also write the KD-PINN table into this README (between kd-pinn markers) "
                                             "and its pictures into docs/")
@@ -97,11 +110,43 @@ def print_summary(run, log):
         print(f"report: {out / 'report.html'}")
 
 
+def load_problems(args) -> list[str] | None:
+    """Register --problem-file files and installed problems; resolve the command's PROBLEM specs
+    into registered names (None for commands without any)."""
+    from kd_edge.problems.loading import load_entry_points, load_file, resolve
+
+    load_entry_points()
+    for path in getattr(args, "problem_file", []):
+        load_file(path)
+    specs = getattr(args, "problems", None) or ([args.problem] if getattr(args, "problem", None) else None)
+    return [resolve(spec) for spec in specs] if specs else None
+
+
+def init_config(name: str, out) -> int:
+    import kd_edge.problems as problems
+    from kd_edge.training.pipeline import default_config
+
+    path = Path(out) if out else Path(f"{name}.toml")
+    if path.exists():
+        print(f"kd-edge: {path} exists; kept as it is (remove it or pass --out)", file=sys.stderr)
+        return 2
+    path.write_text(default_config(problems.get(name)))
+    print(f"wrote {path}: kd-edge run {name} --config {path}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    try:
+        names = load_problems(args)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        print(f"kd-edge: {e}", file=sys.stderr)
+        return 2
     if args.command == "problems":
         print_problems()
         return 0
+    if args.command == "init-config":
+        return init_config(names[0], args.out)
     if args.command == "targets":
         print_targets()
         return 0
@@ -120,8 +165,8 @@ def main(argv=None) -> int:
     retrain = args.retrain or args.command in ("train", "distill")
     runs = []
     try:
-        for problem in args.problems:
-            out = args.out if len(args.problems) == 1 else (Path(args.out) / problem if args.out else None)
+        for problem in names:
+            out = args.out if len(names) == 1 else (Path(args.out) / problem if args.out else None)
             run = Run(problem, out, args.config, args.overrides, retrain, progress=not args.quiet)
             log = run.execute(LAST_STAGE[args.command])
             print_summary(run, log)

@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 
 import kd_edge
+import kd_edge.problems as problems
 from kd_edge.compiler.build import check_settings
 from kd_edge.measure.latency import tool
 from kd_edge.training.config import to_dict
 from kd_edge.training.pipeline import STAGES as TRAIN_STAGES
-from kd_edge.training.pipeline import load_config, train_stages, write_metrics
+from kd_edge.training.pipeline import default_config, load_config, train_stages, write_metrics
 
 ROOT = Path(kd_edge.__file__).resolve().parent.parent  # the repository (editable install)
 STAGES = ("teacher", "student", "scratch", "compile", "verify", "control_loop", "bench", "report")
@@ -81,7 +82,16 @@ class Run:
     accuracy.json, control_loop.txt, bench.json, report.html and summary.json."""
 
     def __init__(self, problem: str, out=None, config=None, overrides=(), retrain=False, progress=True):
+        self.out = Path(out) if out else ROOT / "build" / "kd-edge" / problem
         self.config_path = Path(config) if config else ROOT / "training" / "configs" / f"{problem}.toml"
+        if config is None and not self.config_path.is_file() and problem in problems.names():
+            # a problem of the user's without a config: a generated default, kept beside the outputs
+            writable_directory(self.out)
+            self.config_path = self.out / "config.toml"
+            self.config_path.write_text(default_config(problems.get(problem)))
+            print(f"kd-edge: no config for {problem}: using a generated default, {self.config_path} "
+                  f"(`kd-edge init-config {problem}` writes one to edit)", file=sys.stderr)
+            config = self.config_path
         if not self.config_path.is_file():
             known = sorted(p.stem for p in (ROOT / "training" / "configs").glob("*.toml"))
             raise FileNotFoundError(f"no config {self.config_path} for {problem!r}; configs exist for: {', '.join(known)}")
@@ -102,7 +112,6 @@ class Run:
             raise ValueError(f"{self.config_path}: [compile].target {c.target!r} is for {spec.arch}, and the stages "
                              f"after compile run the artifact here; use `kd-edge bundle {problem} --target "
                              f"{c.target} --out DIR` for another architecture")
-        self.out = Path(out) if out else ROOT / "build" / "kd-edge" / problem
         writable_directory(self.out)
         shipped = ROOT / "models" / problem
         # Shipped models match the shipped config only: another config, or overrides of what

@@ -7,6 +7,7 @@
 A new PDE is a Problem subclass in one file, made known with kd_edge.problems.register.
 """
 
+import difflib
 import inspect
 
 from kd_edge.problems.allen_cahn import AllenCahnProblem
@@ -31,8 +32,34 @@ def register(cls: type[Problem]) -> type[Problem]:
     if bad:
         raise ValueError(f"{cls.__name__}: inputs must be single characters and outputs must not contain '_' "
                          f"or repeat an input name; offending: {bad}")
+    coefficient_names(cls)  # raises if __init__ does not declare them the one supported way
     _REGISTRY[cls.name] = cls
     return cls
+
+
+COEFFICIENTS_HOWTO = ("declare each coefficient as a keyword parameter of __init__ with a default, and set "
+                      "self.coefficients: def __init__(self, c: float = 1.0): self.c = float(c); "
+                      "self.coefficients = {\"c\": self.c}")
+
+
+def coefficient_names(cls) -> list[str]:
+    """The coefficients a problem class takes: the parameters of its own __init__ (none without one)."""
+    if cls.__init__ is object.__init__:
+        return []
+    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    odd = [p.name for p in params if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD, p.POSITIONAL_ONLY)
+           or p.default is p.empty]
+    if odd:
+        raise ValueError(f"{cls.__name__}.__init__ takes {', '.join(odd)} in a way kd-edge cannot pass coefficients "
+                         f"to; {COEFFICIENTS_HOWTO}")
+    return [p.name for p in params]
+
+
+def unknown_problem(name: str) -> ValueError:
+    close = difflib.get_close_matches(name, names(), n=3)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    return ValueError(f"unknown problem {name!r}{hint}; valid problems: {', '.join(names())}; or name a Problem "
+                      f"class in a file or module: my_pde.py:ClassName, my.module:ClassName")
 
 
 def names() -> list[str]:
@@ -43,14 +70,20 @@ def names() -> list[str]:
 def get(name: str, **coefficients) -> Problem:
     """The problem called `name`, with coefficients overriding its defaults."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown problem {name!r}; valid problems: {', '.join(names())}")
+        raise unknown_problem(name)
     cls = _REGISTRY[name]
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    valid = coefficient_names(cls)
     unknown = sorted(set(coefficients) - set(valid))
     if unknown:
-        raise ValueError(f"{name} has no coefficient {', '.join(map(repr, unknown))}; "
-                         f"valid coefficients: {', '.join(valid) or 'none'}")
-    return cls(**coefficients)
+        close = {u: difflib.get_close_matches(u, valid, n=1) for u in unknown}
+        hints = "".join(f" ({u!r}: did you mean {c[0]!r}?)" for u, c in close.items() if c)
+        raise ValueError(f"{name} has no coefficient {', '.join(map(repr, unknown))}{hints}; "
+                         f"valid coefficients: {', '.join(valid) or f'none ({COEFFICIENTS_HOWTO})'}")
+    problem = cls(**coefficients)
+    if not isinstance(getattr(problem, "coefficients", None), dict):
+        raise ValueError(f"{cls.__name__}.__init__ must set self.coefficients, a dict of its coefficients "
+                         f"({{}} if none); {COEFFICIENTS_HOWTO}")
+    return problem
 
 
 for _cls in (BurgersProblem, AllenCahnProblem, BlackScholesProblem, KovasznayProblem, TaylorGreenProblem,

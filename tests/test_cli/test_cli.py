@@ -149,7 +149,7 @@ def test_bad_config_files_are_named(tmp_path, capsys):
     assert main(["run", "burgers", "--config", str(tmp_path / "missing.toml")]) == 2
     assert "no config" in capsys.readouterr().err
     assert main(["run", "heat_3d"]) == 2
-    assert "configs exist for: allen_cahn, black_scholes" in capsys.readouterr().err
+    assert "unknown problem 'heat_3d' (did you mean 'heat_2d'?); valid problems: allen_cahn" in capsys.readouterr().err
     bad.write_text("problem = 'burgers'\n[teacher\n")
     assert main(["run", "burgers", "--config", str(bad)]) == 2
     assert "not valid TOML" in capsys.readouterr().err

@@ -15,7 +15,7 @@ def test_every_problem_is_registered():
 
 
 def test_unknown_problem_lists_the_valid_names():
-    with pytest.raises(ValueError, match="unknown problem 'burger'; valid problems: allen_cahn, black_scholes, burgers"):
+    with pytest.raises(ValueError, match="unknown problem 'burger' \\(did you mean 'burgers'\\?\\); valid problems: allen_cahn, black_scholes, burgers"):
         problems.get("burger")
 
 
