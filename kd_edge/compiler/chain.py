@@ -3,8 +3,9 @@ elementwise activations, whatever frontend (torch.export, ONNX) produced it.
 
 The recogniser interprets main's bindings abstractly. Each value is either a constant or
 an affine map of the previous layer's output, possibly with elementwise activations
-applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh /
-sin / cos close a layer (cos x = sin(x + pi/2)), and concat joins maps of the same input.
+applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh,
+sin, cos (cos x = sin(x + pi/2)), sigmoid, SiLU (x * sigmoid(x)), ReLU and GELU (erf and tanh
+forms) close a layer, and concat joins maps of the same input.
 After the chain, an elementwise *epilogue* may combine its outputs with the input columns:
 add, subtract, multiply, divide, negate, integer powers, sin, cos and tanh of input columns (strided
 slices of the input), constants and the chain's outputs. That is how a hard-constrained network,
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ACTIVATIONS = ("identity", "tanh", "sin")
+ACTIVATIONS = ("identity", "tanh", "sin", "sigmoid", "silu", "relu", "gelu", "gelu_tanh")
 
 
 class NotADenseChain(Exception):
@@ -229,7 +230,7 @@ def extract_chain(module) -> Chain:
             if isinstance(args[0], _Affine):
                 a = close(args[0])
                 return _Affine(-a.weight, -a.bias, a.base)
-        if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(UNARY):
+        if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(EPILOGUE_UNARY):
             return epilogue(op, args)
         if op == "relax.permute_dims" and isinstance(args[0], np.ndarray):
             return np.transpose(args[0], [int(i) for i in call.attrs.axes] if call.attrs.axes else None)
@@ -240,6 +241,9 @@ def extract_chain(module) -> Chain:
             a = close(a)
             return _Affine(c.T @ a.weight, c.T @ a.bias, a.base)
         if op in BINARY:
+            if op == "relax.multiply" and _is_silu(*args):  # x * sigmoid(x), as torch.nn.SiLU exports
+                a = args[0] if args[0].activations is None else args[1]
+                return _Affine(a.weight, a.bias, a.base, ("silu",) * len(a.bias))
             if all(isinstance(a, _Affine) for a in args):  # e.g. N * N: only an epilogue may do this
                 return epilogue(op, args)
             a, c, const_first = affine_and_const(*args)
@@ -255,8 +259,7 @@ def extract_chain(module) -> Chain:
         if op in UNARY:
             a = close(args[0])
             shift = math.pi / 2 if op == "relax.cos" else 0.0
-            act = "tanh" if op == "relax.tanh" else "sin"
-            return _Affine(a.weight, a.bias + shift, a.base, (act,) * len(a.bias))
+            return _Affine(a.weight, a.bias + shift, a.base, (UNARY[op],) * len(a.bias))
         raise NotADenseChain(f"operator {op} is not part of a dense chain")
 
     for block in func.body.blocks:
@@ -287,4 +290,16 @@ def extract_chain(module) -> Chain:
 
 
 BINARY = {"relax.add": "add", "relax.subtract": "sub", "relax.multiply": "mul", "relax.divide": "div"}
-UNARY = ("relax.tanh", "relax.sin", "relax.cos")
+# Activations that end a layer (cos as sin shifted by pi/2); the epilogue takes the first three.
+UNARY = {"relax.tanh": "tanh", "relax.sin": "sin", "relax.cos": "sin", "relax.sigmoid": "sigmoid",
+         "relax.nn.relu": "relu", "relax.nn.gelu": "gelu", "relax.nn.gelu_tanh": "gelu_tanh"}
+EPILOGUE_UNARY = ("relax.tanh", "relax.sin", "relax.cos")
+
+
+def _is_silu(a, b) -> bool:
+    """Whether a * b is x * sigmoid(x): one a pre-activation, the other its sigmoid."""
+    if not (isinstance(a, _Affine) and isinstance(b, _Affine)):
+        return False
+    x, s = (a, b) if a.activations is None else (b, a)
+    return (x.activations is None and s.activations is not None and set(s.activations) == {"sigmoid"}
+            and x.base == s.base and np.array_equal(x.weight, s.weight) and np.array_equal(x.bias, s.bias))

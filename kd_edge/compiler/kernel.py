@@ -220,6 +220,8 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                             e = tanh(e, lane, vector, scratch)
                         elif act == "sin":
                             e = sin(e, lane, scratch)
+                        elif act != "identity":
+                            e = ACTIVATION_VALUES[act](e)
                         store(h[i], e, j, lane)
                 if epilogue is None:
                     for k in range(d_out):
@@ -287,6 +289,65 @@ def _tanh_value(e):
     return _let(clamped, lambda v: _let(v * v, lambda s: v * _estrin(_TANH_P, s) / _estrin(_TANH_Q, s)))
 
 
+# exp: Cephes' expf (a degree-5 polynomial after Cody-Waite reduction by ln 2), clamped so that
+# 2^n stays a normal float.
+_EXP_P = [5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3, 1.9875691500e-4]
+_LN2_HI, _LN2_LO = 0.693359375, -2.12194440e-4
+_EXP_MIN, _EXP_MAX = -87.3, 88.3
+# erf (Abramowitz and Stegun 7.1.26): 1 - t P(t) e^(-z^2), t = 1 / (1 + 0.3275911 z), |error| < 1.5e-7.
+_ERF_P = [0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429]
+
+
+def _int_type(e) -> str:
+    return str(e.ty).replace("float32", "int32")
+
+
+def _exp_value(e):
+    """exp of a scalar or vector expression (relative error about 1e-7 on [-87.3, 88.3], clamped outside)."""
+    import tvm
+    from tvm import tirx
+
+    def body(x):
+        return _let(tvm.te.floor(x * _c(1 / math.log(2)) + _c(0.5)), lambda n: _let(
+            (x - n * _c(_LN2_HI)) - n * _c(_LN2_LO), lambda r: _let(r * r, lambda z: (
+                _horner(_EXP_P, r) * z + r + _c(1.0)) * tirx.reinterpret(
+                    str(e.ty), (tirx.Cast(_int_type(e), n) + tirx.const(127, "int32")) << tirx.const(23, "int32")))))
+
+    return _let(tvm.te.max(tvm.te.min(e, _c(_EXP_MAX)), _c(_EXP_MIN)), body)
+
+
+def _sigmoid_value(e):
+    return _c(1.0) / (_c(1.0) + _exp_value(-e))
+
+
+def _silu_value(e):
+    return _let(e, lambda x: x * _sigmoid_value(x))
+
+
+def _relu_value(e):
+    import tvm
+
+    return tvm.te.max(e, _c(0.0))
+
+
+def _gelu_tanh_value(e):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as torch's approximate="tanh", computed as
+    x sigmoid(2 sqrt(2/pi) (...)): the same function, without tanh's clamp (which left 2.4e-6 at x = -20)."""
+    return _let(e, lambda x: x * _sigmoid_value(_c(2 * math.sqrt(2 / math.pi)) * (x + _c(0.044715) * x * x * x)))
+
+
+def _gelu_value(e):
+    """0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz and Stegun 7.1.26 (odd extension)."""
+    import tvm
+    from tvm import tirx
+
+    def erf_abs(z):  # erf(|x| / sqrt 2) for z = |x| / sqrt 2
+        return _let(_c(1.0) / (_c(1.0) + _c(0.3275911) * z), lambda t: _c(1.0) - t * _horner(_ERF_P, t) * _exp_value(-z * z))
+
+    return _let(e, lambda x: _let(erf_abs(tvm.te.abs(x) * _c(1 / math.sqrt(2))), lambda a: _c(0.5) * x * (
+        _c(1.0) + tirx.Select(x < _c(0.0), -a, a))))
+
+
 def _sin_value(e):
     """sin of a scalar or vector expression, as the tile kernel computes it."""
     import tvm
@@ -300,6 +361,12 @@ def _sin_value(e):
             r > half_pi, pi - r, tirx.Select(r < -half_pi, -pi - r, r)))
 
     return _let(e, lambda v: _let(reduced(v), lambda r: r * _horner(_SIN_C, r * r)))
+
+
+# Activations both kernels compute from an expression alone (tanh and sin have their own forms in
+# the batch kernel); error bounds: tests/test_compiler/test_kernel.py.
+ACTIVATION_VALUES = {"sigmoid": _sigmoid_value, "silu": _silu_value, "relu": _relu_value,
+                     "gelu": _gelu_value, "gelu_tanh": _gelu_tanh_value}
 
 
 def _chunks(width: int, lanes: int) -> list[tuple[int, int]]:
@@ -326,7 +393,7 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
     epilogue = getattr(layers, "epilogue", None)
     d_in = layers[0].weight.shape[1]
     d_out = len(epilogue) if epilogue is not None else layers[-1].weight.shape[0]
-    activation = {"tanh": _tanh_value, "sin": _sin_value}
+    activation = dict(ACTIVATION_VALUES, tanh=_tanh_value, sin=_sin_value)
 
     def vector(values):
         if len(values) == 1:
