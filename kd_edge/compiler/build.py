@@ -57,7 +57,15 @@ def _is_onnx(model) -> bool:
 
 
 def _import(model, example_input):
-    """-> (Relax module, n_inputs, n_outputs, source description for the manifest)."""
+    """-> (Relax module, n_inputs, n_outputs, source description for the manifest), with every
+    computation on constants alone folded (weight normalisation's g v / |v|, for one)."""
+    from tvm import relax
+
+    module, n_in, n_out, source = _import_unfolded(model, example_input)
+    return relax.transform.FoldConstant()(module), n_in, n_out, source
+
+
+def _import_unfolded(model, example_input):
     if _is_onnx(model):
         import onnx
 
@@ -166,8 +174,10 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
                    "small_entry": SMALL_ENTRY, "tile_points": lanes, "small_max_points": small_max_points(lanes),
                    "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),
                    "stack_bytes": stack_bytes(layers, lanes),
+                   # [inputs, outputs, activations] per layer, then the layers whose outputs it
+                   # also reads (skip connections; 0: the input), if any
                    "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
-                              for l in layers],
+                              + ([sorted(l.skips)] if l.skips else []) for l in layers],
                    "multiply_adds": sum(l.multiply_adds for l in layers)}
         if layers.epilogue is not None:
             runtime["epilogue"] = {"outputs": len(layers.epilogue), "operations": epilogue_operations(layers.epilogue)}

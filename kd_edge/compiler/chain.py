@@ -5,7 +5,8 @@ The recogniser interprets main's bindings abstractly. Each value is either a con
 an affine map of the previous layer's output, possibly with elementwise activations
 applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh,
 sin, cos (cos x = sin(x + pi/2)), sigmoid, SiLU (x * sigmoid(x)), ReLU and GELU (erf and tanh
-forms) close a layer, and concat joins maps of the same input.
+forms) close a layer, and concat joins maps of the same input. A sum of values of different
+layers is a skip connection: the later one is the layer's input, the earlier one a skip input.
 After the chain, an elementwise *epilogue* may combine its outputs with the input columns:
 add, subtract, multiply, divide, negate, integer powers, sin, cos and tanh of input columns (strided
 slices of the input), constants and the chain's outputs. That is how a hard-constrained network,
@@ -14,7 +15,7 @@ u = u0(x) + t^2 x (1 - x) N(x, t), keeps the fused kernel.
 Anything else means the module is not a dense chain and compiles the generic way."""
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,21 +28,30 @@ class NotADenseChain(Exception):
 
 @dataclass
 class Layer:
-    weight: np.ndarray  # (out, in), float64
+    weight: np.ndarray  # (out, in), float64: applied to the previous layer's output (the input for the first)
     bias: np.ndarray  # (out,)
     activations: tuple  # per output column, from ACTIVATIONS
+    # skip connections: {k: matrix (out, width of k)} applied to the output of layer k (0: the
+    # network's input; layers count from 1), added before the activation
+    skips: dict = field(default_factory=dict)
 
     @property
     def multiply_adds(self) -> int:
-        return int(self.weight.size)
+        return int(self.weight.size) + sum(int(m.size) for m in self.skips.values())
 
 
 @dataclass
-class _Affine:  # value = act(W @ base + b) per column; base is layer `base`'s output
+class _Affine:  # value = act(W @ base + sum_k S_k @ output_k + b) per column; base is layer `base`'s output
     weight: np.ndarray
     bias: np.ndarray
     base: int
     activations: tuple | None = None  # None: no activation applied yet
+    skips: dict = field(default_factory=dict)  # {k: S_k}: earlier layers' outputs (skip connections)
+
+    def map(self, matrix, bias):
+        """matrix @ self + bias (no activation applied yet)."""
+        return _Affine(matrix @ self.weight, matrix @ self.bias + bias, self.base, None,
+                       {k: matrix @ m for k, m in self.skips.items()})
 
 
 @dataclass
@@ -99,7 +109,10 @@ def _nodes(trees) -> list:
 
 
 def _fold(layers: list[Layer]) -> list[Layer]:
-    """Merge a layer without activations into the next one: W2 (W1 x + b1) + b2."""
+    """Merge a layer without activations into the next one: W2 (W1 x + b1) + b2 (not across skip
+    connections: a layer that has them, or whose output one reads, keeps its place)."""
+    if any(layer.skips for layer in layers):
+        return layers
     out = []
     for layer in layers:
         if out and all(a == "identity" for a in out[-1].activations):
@@ -121,17 +134,43 @@ def extract_chain(module) -> Chain:
     values = {func.params[0]: _Affine(np.eye(width), np.zeros(width), 0)}
     ended = {}  # the chain's final value, once the epilogue has used it: {"value": _Affine, "leaves": [...]}
 
+    def width_of(k: int) -> int:
+        """Columns of layer k's output (0: the input)."""
+        return width if k == 0 else len(layers[k - 1].bias)
+
+    closed = {}  # id of an activated value -> its layer's output (a value used twice is one layer)
+
     def close(v: _Affine) -> _Affine:
         """Turn v into the output of a new layer, so that more layers can follow it."""
         if v.activations is None:
             return v
+        if id(v) in closed:
+            return closed[id(v)][1]
         if ended:
             raise NotADenseChain("a layer follows the epilogue (two networks?)")
         if v.base != len(layers):
-            raise NotADenseChain("a layer's input is not the previous layer's output (a skip connection?)")
-        layers.append(Layer(v.weight, v.bias, v.activations))
+            raise NotADenseChain("a layer's input is not the previous layer's output")
+        layers.append(Layer(v.weight, v.bias, v.activations, v.skips))
         k = len(v.bias)
-        return _Affine(np.eye(k), np.zeros(k), len(layers))
+        closed[id(v)] = (v, _Affine(np.eye(k), np.zeros(k), len(layers)))
+        return closed[id(v)][1]
+
+    def add(a: _Affine, b: _Affine, sign: float) -> _Affine:
+        """a + sign * b of two values of the network: a skip connection when they come from
+        different layers (the later one is the layer's input, the earlier one a skip input)."""
+        a, b = close(a), close(b)
+        if a.base < b.base:
+            a, b, flip = b, a, True
+        else:
+            flip = False
+        sa, sb = (sign, 1.0) if flip else (1.0, sign)
+        skips = {k: sa * m for k, m in a.skips.items()}
+        for k, m in b.skips.items():
+            skips[k] = skips.get(k, 0) + sb * m
+        if a.base == b.base:
+            return _Affine(sa * a.weight + sb * b.weight, sa * a.bias + sb * b.bias, a.base, None, skips)
+        skips[b.base] = skips.get(b.base, 0) + sb * b.weight
+        return _Affine(sa * a.weight, sa * a.bias + sb * b.bias, a.base, None, skips)
 
     def value(expr):
         if isinstance(expr, ir.GenericConst):
@@ -163,7 +202,7 @@ def extract_chain(module) -> Chain:
                                  "(a skip connection?)")
         if v.base != len(layers):
             raise NotADenseChain("the output skips layers")
-        layers.append(Layer(v.weight, v.bias, v.activations or ("identity",) * len(v.bias)))
+        layers.append(Layer(v.weight, v.bias, v.activations or ("identity",) * len(v.bias), v.skips))
         ended.update(value=v, leaves=[("out", j) for j in range(len(v.bias))])
         return ended["leaves"]
 
@@ -212,8 +251,11 @@ def extract_chain(module) -> Chain:
             if len({p.base for p in parts}) != 1:
                 raise NotADenseChain("concat of values from different layers")
             acts = sum(((p.activations or ("identity",) * len(p.bias)) for p in parts), ())
+            sources = sorted({k for p in parts for k in p.skips})
+            skips = {k: np.vstack([p.skips.get(k, np.zeros((len(p.bias), width_of(k)))) for p in parts])
+                     for k in sources}
             return _Affine(np.vstack([p.weight for p in parts]), np.concatenate([p.bias for p in parts]),
-                           parts[0].base, acts)
+                           parts[0].base, acts, skips)
         args = [value(a) for a in call.args]
         if op == "relax.power" and not isinstance(args[0], np.ndarray):
             exponent = np.asarray(args[1]) if isinstance(args[1], np.ndarray) else None
@@ -229,7 +271,7 @@ def extract_chain(module) -> Chain:
                 return _Pointwise([("mul", x, ("const", -1.0)) for x in args[0].columns])
             if isinstance(args[0], _Affine):
                 a = close(args[0])
-                return _Affine(-a.weight, -a.bias, a.base)
+                return a.map(-np.eye(len(a.bias)), 0.0)
         if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(EPILOGUE_UNARY):
             return epilogue(op, args)
         if op == "relax.permute_dims" and isinstance(args[0], np.ndarray):
@@ -239,27 +281,30 @@ def extract_chain(module) -> Chain:
             if not (isinstance(a, _Affine) and isinstance(c, np.ndarray) and c.ndim == 2):
                 raise NotADenseChain("matmul of anything but the running value by a constant matrix")
             a = close(a)
-            return _Affine(c.T @ a.weight, c.T @ a.bias, a.base)
+            return a.map(c.T, 0.0)
         if op in BINARY:
             if op == "relax.multiply" and _is_silu(*args):  # x * sigmoid(x), as torch.nn.SiLU exports
                 a = args[0] if args[0].activations is None else args[1]
-                return _Affine(a.weight, a.bias, a.base, ("silu",) * len(a.bias))
+                return _Affine(a.weight, a.bias, a.base, ("silu",) * len(a.bias), a.skips)
+            if op in ("relax.add", "relax.subtract") and all(isinstance(a, _Affine) for a in args) and not ended:
+                return add(args[0], args[1], 1.0 if op == "relax.add" else -1.0)
             if all(isinstance(a, _Affine) for a in args):  # e.g. N * N: only an epilogue may do this
                 return epilogue(op, args)
             a, c, const_first = affine_and_const(*args)
             c = as_vector(c, len(a.bias))
+            k = len(a.bias)
             if op == "relax.add":
-                return _Affine(a.weight, a.bias + c, a.base)
+                return a.map(np.eye(k), c)
             if op == "relax.subtract":
-                return _Affine(-a.weight, c - a.bias, a.base) if const_first else _Affine(a.weight, a.bias - c, a.base)
+                return a.map(-np.eye(k), c) if const_first else a.map(np.eye(k), -c)
             if op == "relax.divide" and const_first:
                 raise NotADenseChain("division by the running value")
             scale = 1 / c if op == "relax.divide" else c
-            return _Affine(a.weight * scale[:, None], a.bias * scale, a.base)
+            return a.map(np.diag(scale), 0.0)
         if op in UNARY:
             a = close(args[0])
             shift = math.pi / 2 if op == "relax.cos" else 0.0
-            return _Affine(a.weight, a.bias + shift, a.base, (UNARY[op],) * len(a.bias))
+            return _Affine(a.weight, a.bias + shift, a.base, (UNARY[op],) * len(a.bias), a.skips)
         raise NotADenseChain(f"operator {op} is not part of a dense chain")
 
     for block in func.body.blocks:
@@ -285,7 +330,7 @@ def extract_chain(module) -> Chain:
         raise NotADenseChain("the output is not computed from the input")
     if out.base != len(layers):
         raise NotADenseChain("the output skips layers")
-    layers.append(Layer(out.weight, out.bias, out.activations or ("identity",) * len(out.bias)))
+    layers.append(Layer(out.weight, out.bias, out.activations or ("identity",) * len(out.bias), out.skips))
     return Chain(_fold(layers))
 
 

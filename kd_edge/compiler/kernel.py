@@ -207,8 +207,11 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                 for i, layer in enumerate(layers, 1):
                     for j in range(layer.weight.shape[0]):
                         partial = [c(layer.bias[j])] + [None] * (options.accumulators - 1)
-                        for k in range(layer.weight.shape[1]):
-                            term = c(layer.weight[j, k]) * h[i - 1][k][lane]
+                        terms = [(layer.weight[j, k], h[i - 1][k]) for k in range(layer.weight.shape[1])]
+                        terms += [(m[j, k], h[src][k]) for src, m in sorted(layer.skips.items())
+                                  for k in range(m.shape[1]) if m[j, k]]  # a skip is mostly zeros
+                        for k, (w, row) in enumerate(terms):
+                            term = c(w) * row[lane]
                             a = k % options.accumulators
                             partial[a] = term if partial[a] is None else partial[a] + term
                         live = [p for p in partial if p is not None]
@@ -403,14 +406,17 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
     def lanes_of(start, w):
         return tirx.Ramp(tirx.IntImm("int64", start), tirx.IntImm("int64", 1), w) if w > 1 else start
 
-    def dense(layer, previous, H):
-        """H = activation(W previous + b), chunk by chunk of units."""
-        weight, bias = np.asarray(layer.weight, np.float32), np.asarray(layer.bias, np.float32)
-        for start, w in _chunks(weight.shape[0], lanes):
+    def dense(layer, sources, H):
+        """H = activation(sum of W source + b), chunk by chunk of units; sources: (value(k), W)
+        for the previous layer's output and each skip connection's."""
+        bias = np.asarray(layer.bias, np.float32)
+        for start, w in _chunks(len(bias), lanes):
             units = slice(start, start + w)
             partial = [None] * options.accumulators
-            for k in range(weight.shape[1]):
-                term = vector(weight[units, k]) * (tirx.Broadcast(previous(k), w) if w > 1 else previous(k))
+            columns = [(m[units, k], source(k)) for source, m in sources for k in range(m.shape[1])
+                       if m[units, k].any() or m is sources[0][1]]
+            for k, (column, inp) in enumerate(columns):
+                term = vector(column) * (tirx.Broadcast(inp, w) if w > 1 else inp)
                 a = k % options.accumulators
                 partial[a] = term if partial[a] is None else partial[a] + term
             live = [vector(bias[units])] + [t for t in partial if t is not None]
@@ -432,8 +438,12 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
                    for _ in indices]
         for i, layer in enumerate(layers):
             for p, H in zip(indices, outputs):
-                previous = (lambda k, p=p: X[p, k]) if i == 0 else (lambda k, h=H[i - 1]: h[k])
-                dense(layer, previous, H[i])
+                def output_of(src, p=p, H=H):  # layer src's output for point p (0: its input)
+                    return (lambda k: X[p, k]) if src == 0 else (lambda k, h=H[src - 1]: h[k])
+
+                sources = [(output_of(i), np.asarray(layer.weight, np.float32))]
+                sources += [(output_of(src), np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
+                dense(layer, sources, H[i])
         for p, H in zip(indices, outputs):
             if epilogue is None:
                 for k in range(d_out):

@@ -33,7 +33,8 @@ CANDIDATES = tuple(KernelOptions(accumulators=a, reciprocal=r)
 
 def chain_key(layers, lanes: int, spec) -> str:
     """What a tuning result depends on: the chain's shape and activations, never its weights."""
-    shape = [[int(l.weight.shape[1]), int(l.weight.shape[0]), list(l.activations)] for l in layers]
+    shape = [[int(l.weight.shape[1]), int(l.weight.shape[0]), list(l.activations)] + ([sorted(l.skips)] if l.skips else [])
+             for l in layers]
     if getattr(layers, "epilogue", None) is not None:
         shape.append(layers.signature())
     text = json.dumps({"version": TUNING_VERSION, "layers": shape, "lanes": lanes, "cpu": spec.cpu,

@@ -120,14 +120,70 @@ def test_every_entry_agrees_with_pytorch(monkeypatch, options):
             np.testing.assert_allclose(run(lib, entry, x, 2), expected, rtol=0, atol=1e-5, err_msg=f"{entry}, n={n}")
 
 
-class SkipConnection(torch.nn.Module):
+class Gating(torch.nn.Module):  # a product of two values of the network, then a layer: not fused
     def __init__(self):
         super().__init__()
         self.a, self.b, self.c = torch.nn.Linear(2, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
 
     def forward(self, x):
         h = torch.tanh(self.a(x))
-        return self.c(torch.tanh(self.b(h)) + h)
+        return self.c(torch.tanh(self.b(h)) * h)
+
+
+class FullyConnected(torch.nn.Module):
+    """PhysicsNeMo's FullyConnected(skip_connections=True) in plain PyTorch: SiLU, and every second
+    layer's output added to the one two layers before it."""
+
+    def __init__(self, d_in=3, d_out=2, width=24, n=6):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([torch.nn.Linear(d_in, width)]
+                                          + [torch.nn.Linear(width, width) for _ in range(n - 1)])
+        self.final = torch.nn.Linear(width, d_out)
+
+    def forward(self, x):
+        skip = None
+        for i, layer in enumerate(self.layers):
+            x = torch.nn.functional.silu(layer(x))
+            if i % 2 == 0:
+                if skip is not None:
+                    x, skip = x + skip, x
+                else:
+                    skip = x
+        return self.final(x)
+
+
+class ResNet(torch.nn.Module):
+    """DeepXDE's ResNet in plain PyTorch: x = tanh(x + L2(tanh(L1 x))) per block."""
+
+    def __init__(self, d_in=3, d_out=2, width=20, blocks=2):
+        super().__init__()
+        self.first = torch.nn.Linear(d_in, width)
+        self.blocks = torch.nn.ModuleList([torch.nn.ModuleList([torch.nn.Linear(width, width),
+                                                                torch.nn.Linear(width, width)]) for _ in range(blocks)])
+        self.last = torch.nn.Linear(width, d_out)
+
+    def forward(self, x):
+        x = torch.tanh(self.first(x))
+        for l1, l2 in self.blocks:
+            x = torch.tanh(x + l2(torch.tanh(l1(x))))
+        return self.last(x)
+
+
+@pytest.mark.parametrize("module, skips", [(FullyConnected, [[], [], [], [1], [], [3], []]),
+                                           (ResNet, [[], [], [1], [], [3], []])], ids=["physicsnemo", "deepxde"])
+def test_skip_connections_fuse(tmp_path, module, skips):
+    torch.manual_seed(7)
+    model = module().eval()
+    artifact = kd_edge.compile(model, torch.zeros(4, 3), tmp_path / "a")
+    runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
+    assert runtime["kind"] == "fused"
+    assert [layer[3] if len(layer) > 3 else [] for layer in runtime["layers"]] == skips
+    solver = kd_edge.Solver(artifact)
+    for n in (1, 2, 17, 5000):  # latency kernel, padded tile or tiles, the pool
+        x = np.random.default_rng(n).uniform(-2, 2, size=(n, 3)).astype(np.float32)
+        with torch.no_grad():
+            np.testing.assert_allclose(solver.predict(x), model(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-5,
+                                       err_msg=f"n={n}")
 
 
 class Elu(torch.nn.Module):
@@ -140,7 +196,7 @@ class Elu(torch.nn.Module):
 
 
 @pytest.mark.parametrize("module, reason", [
-    (SkipConnection(), "matmul of anything but the running value"),  # h + f(h) became an epilogue, then a layer follows
+    (Gating(), "matmul of anything but the running value"),  # h * f(h) became an epilogue, then a layer follows
     (Elu(), "operator relax.exp is not part of a dense chain"),  # ELU exports as exp, relu, multiply, add
 ])
 def test_other_models_fall_back_to_the_vm(tmp_path, module, reason):
@@ -297,3 +353,19 @@ def test_avx512_library_is_refused_on_a_cpu_without_it(tmp_path, compiled):
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(kd_edge.ArtifactError, match="needs features this host lacks: avx512f_missing_here"):
         kd_edge.Solver(str(copy))
+
+
+def test_weight_normalisation_folds_at_compile_time(tmp_path):
+    """g v / |v| on constants (torch's weight_norm, as PhysicsNeMo uses it) is folded before the
+    recogniser sees it: the network stays a dense chain."""
+    from torch.nn.utils.parametrizations import weight_norm
+
+    torch.manual_seed(6)
+    model = torch.nn.Sequential(weight_norm(torch.nn.Linear(2, 16)), torch.nn.SiLU(),
+                                weight_norm(torch.nn.Linear(16, 1))).eval()
+    artifact = kd_edge.compile(model, torch.zeros(3, 2), tmp_path / "a")
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
+    x = np.random.default_rng(0).uniform(-1, 1, size=(300, 2)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(kd_edge.Solver(artifact).predict(x), model(torch.from_numpy(x)).numpy(),
+                                   rtol=0, atol=1e-5)
