@@ -11,6 +11,9 @@ from kd_edge.compiler.target import resolve_target
 BACKENDS = ("auto", "fused", "vm")
 
 
+VM_HOST_ONLY = "a model that is not a dense chain runs on TVM's Relax VM, which kd-edge builds for the host only"
+
+
 class FallbackWarning(UserWarning):
     """backend="auto" compiled a model that is not a dense chain to the Relax VM."""
 
@@ -160,6 +163,8 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
             fallback_reason = str(e)
+            if not spec.is_host_arch:
+                raise ValueError(f"target {spec.name!r} ({spec.arch}): {VM_HOST_ONLY} ({e})") from None
             warnings.warn(f"compiling to TVM's Relax VM, not the fused kernel (10-20x slower per call): {e}",
                           FallbackWarning, stacklevel=2)
     if layers is not None:
@@ -183,8 +188,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
             runtime["epilogue"] = {"outputs": len(layers.epilogue), "operations": epilogue_operations(layers.epilogue)}
     else:
         if not spec.is_host_arch:
-            reason = "a model that is not a dense chain runs on TVM's Relax VM, which kd-edge builds for the host only"
-            raise ValueError(f"target {spec.name!r} ({spec.arch}): {reason}")
+            raise ValueError(f"target {spec.name!r} ({spec.arch}): {VM_HOST_ONLY}")
         executable = tvm.compile(relax_module, target=tvm.target.Target(spec.tvm_target))
         runtime = {"kind": "vm", "entry": "main"}
         if fallback_reason:  # auto chose the VM: why the fused kernel could not take this model

@@ -30,8 +30,15 @@ class DistillationTerm:
             p.requires_grad_(False)
         probe = torch.from_numpy(problem.sample(8192, np.random.default_rng(config.seed), "sobol")).to(self.dtype)
         with torch.no_grad():
-            # each output's natural scale: the teacher's spread over the domain
-            self.scale = teacher(probe).std(dim=0).clamp(min=1e-6)
+            answer = teacher(probe)
+        want = (len(probe), len(problem.outputs))
+        if not torch.is_tensor(answer) or tuple(answer.shape) != want:
+            got = tuple(answer.shape) if torch.is_tensor(answer) else type(answer).__name__
+            raise ValueError(f"the teacher ({type(teacher).__name__}) must map (n, {len(problem.inputs)}) points "
+                             f"({', '.join(problem.inputs)}) to (n, {len(problem.outputs)}) outputs "
+                             f"({', '.join(problem.outputs)}); it returned {got}")
+        # each output's natural scale: the teacher's spread over the domain
+        self.scale = answer.std(dim=0).clamp(min=1e-6)
         lower, upper = problem.bounds
         self.half_range = torch.tensor((upper - lower) / 2, dtype=self.dtype)
         self.gauge = [problem.outputs.index(name) for name in problem.gauge_outputs]

@@ -296,3 +296,15 @@ def test_weighting_in_time_is_refused_for_a_problem_without_time(setting):
     with pytest.raises(ValueError, match=f"{next(iter(setting))} weights the residual in time, but poisson_2d "
                                          r"has no input 't' \(inputs: x, y\)"):
         train_teacher(problems.get("poisson_2d"), config, progress=False)
+
+
+def test_a_teacher_from_another_framework_distils(burgers, teacher):
+    """Any torch module is a teacher, such as a DeepXDE or PhysicsNeMo network (here a plain
+    nn.Sequential holding another network's weights); a teacher of the wrong width is named."""
+    foreign = torch.nn.Sequential(copy.deepcopy(teacher).float())
+    config = DistillConfig(network=NetworkConfig(width=8, depth=2), n_distill=256, **TINY)
+    student = distill(burgers, foreign, config, progress=False)
+    assert student.history[-1]["distill"] < 0.5 * student.history[0]["distill"]
+    with pytest.raises(ValueError, match=r"the teacher \(Sequential\) must map \(n, 2\) points \(x, t\) to "
+                                         r"\(n, 1\) outputs \(u\); it returned \(8192, 3\)"):
+        distill(burgers, torch.nn.Sequential(torch.nn.Linear(2, 3)), config, progress=False)
