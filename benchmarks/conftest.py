@@ -1,6 +1,7 @@
 """Models, artifacts and peers for the latency benchmarks (one compile per session)."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TVM_NUM_THREADS", "2")  # the pool size, fixed for the process
@@ -21,16 +22,24 @@ def shipped_problems():
     return sorted(p.parent.name for p in (ROOT / "models").glob("*/student.pt"))
 
 
-CASES = ["reference_mlp"] + shipped_problems()
+# The reference MLP, networks as PhysicsNeMo and DeepXDE build them (random weights, 2 inputs,
+# tests/peer_networks.py), and every shipped student.
+PEERS = ("physicsnemo_fc", "deepxde_resnet")
+CASES = ["reference_mlp", *PEERS] + shipped_problems()
 
 
 class Case:
     """One model family: the student (and its teacher, if shipped), its artifact and ONNX sessions."""
 
     def __init__(self, name, tmp):
-        if name == "reference_mlp":
+        if name == "reference_mlp" or name in PEERS:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from peer_networks import FullyConnected, ResNet
+
             torch.manual_seed(0)
-            self.student, self.teacher = MLP(2, 1, 20, 4).eval(), None
+            self.student = {"reference_mlp": lambda: MLP(2, 1, 20, 4), "physicsnemo_fc": lambda: FullyConnected(2, 1),
+                            "deepxde_resnet": lambda: ResNet(2, 1)}[name]().eval()
+            self.teacher = None
             self.grid_points = 25_600
             self.sample = lambda n, rng: rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
         else:
@@ -39,7 +48,7 @@ class Case:
             problem = self.student.problem
             self.grid_points = len(problem.grid())
             self.sample = lambda n, rng: problem.sample(n, rng).astype(np.float32)
-        width = self.student.arch["n_inputs"]
+        width = self.student.arch["n_inputs"] if hasattr(self.student, "arch") else 2
         self.artifact = kd_edge.compile(self.student, torch.zeros(4, width), tmp / name)
         self.solvers = {1: kd_edge.Solver(str(self.artifact), threads=1), 2: kd_edge.Solver(str(self.artifact))}
         self.onnx = {t: onnx_session(self.student, width, t) for t in THREADS}

@@ -23,7 +23,7 @@ BACKENDS = ["teacher_pytorch", "student_pytorch", "student_onnxruntime", "studen
 def test_latency(benchmark, cases, name, backend, size, threads):
     case = cases(name)
     if backend == "teacher_pytorch" and case.teacher is None:
-        pytest.skip("the reference MLP has no teacher")
+        pytest.skip(f"{name} has no teacher")
     n = case.grid_points if size == "grid" else size
     x = case.points(n)
     benchmark.group = f"{name} N={n} threads={threads}"

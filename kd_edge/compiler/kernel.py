@@ -187,6 +187,22 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                     return scratch[3][lane] / horner(_TANH_Q, s)
                 return scratch[3][lane] * reciprocal(horner(_TANH_Q, s), lane, scratch)
 
+            def exp(e, lane, scratch):
+                """exp as _exp_value computes it, its intermediates in scratch vectors 0-2."""
+                store(scratch, tvm.te.max(tvm.te.min(e, c(_EXP_MAX)), c(_EXP_MIN)), 0, lane)
+                v = scratch[0][lane]
+                store(scratch, tvm.te.floor(v * c(1 / math.log(2)) + c(0.5)), 1, lane)
+                n = scratch[1][lane]
+                store(scratch, (v - n * c(_LN2_HI)) - n * c(_LN2_LO), 2, lane)
+                r = scratch[2][lane]
+                two_n = tirx.reinterpret("float32", (tirx.Cast("int32", n) + tirx.const(127, "int32"))
+                                         << tirx.const(23, "int32"))
+                return (horner(_EXP_P, r) * (r * r) + r + c(1.0)) * two_n
+
+            def silu(e, lane, scratch):  # x / (1 + exp(-x)): one divide; x kept in scratch vector 3
+                store(scratch, e, 3, lane)
+                return scratch[3][lane] / (c(1.0) + exp(-scratch[3][lane], lane, scratch))
+
             def sin(e, lane, scratch):
                 store(scratch, e, 0, lane)
                 v = scratch[0][lane]
@@ -223,6 +239,10 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                             e = tanh(e, lane, vector, scratch)
                         elif act == "sin":
                             e = sin(e, lane, scratch)
+                        elif act == "silu":
+                            e = silu(e, lane, scratch)
+                        elif act == "sigmoid":
+                            e = c(1.0) / (c(1.0) + exp(-e, lane, scratch))
                         elif act != "identity":
                             e = ACTIVATION_VALUES[act](e)
                         store(h[i], e, j, lane)
@@ -324,7 +344,7 @@ def _sigmoid_value(e):
 
 
 def _silu_value(e):
-    return _let(e, lambda x: x * _sigmoid_value(x))
+    return _let(e, lambda x: x / (_c(1.0) + _exp_value(-x)))
 
 
 def _relu_value(e):
