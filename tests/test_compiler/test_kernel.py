@@ -258,6 +258,23 @@ def onnx_bytes(model, width):
     return buffer.getvalue()
 
 
+def test_torch_default_onnx_exporter_output_fuses(tmp_path):
+    """torch 2.13's default ONNX exporter (dynamo, through onnxscript, pinned in requirements.txt)."""
+    torch.manual_seed(2)
+    model = MLP(3, 2, 16, 3, "tanh").eval()
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(4, 3),), buffer, input_names=["x"], output_names=["u"],
+                          dynamic_shapes={"x": {0: torch.export.Dim("n")}}, verbose=False)
+    artifact = kd_edge.compile(buffer.getvalue(), out_dir=tmp_path / "a")
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
+    x = np.random.default_rng(0).uniform(-1, 1, size=(50, 3)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(kd_edge.Solver(artifact).predict(x), model(torch.from_numpy(x)).numpy(),
+                                   rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("backend", ["auto", "vm"])
 def test_onnx_models_compile_like_torch_ones(tmp_path, backend):
     torch.manual_seed(1)
