@@ -214,23 +214,22 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
     std::atomic<int>& flag;
     ~Release() { flag.store(0, std::memory_order_release); }
   } release{s.busy};
-  if (n_points > s.max_points) floats_for(n_points, std::max(n_inputs(), n_outputs()), "a batch");  // throws
+  const std::size_t n_in = s.info.input_names.size(), n_out = s.info.output_names.size();
+  if (n_points > s.max_points) floats_for(n_points, std::max(n_in, n_out), "a batch");  // throws
   // The kernel reads inputs after it has written earlier outputs (and the pool's threads overlap
   // both): overlapping buffers give wrong values, so they are refused.
   const auto in_begin = reinterpret_cast<std::uintptr_t>(in), out_begin = reinterpret_cast<std::uintptr_t>(out);
-  if (in_begin < out_begin + n_points * n_outputs() * sizeof(float) &&
-      out_begin < in_begin + n_points * n_inputs() * sizeof(float))
+  if (in_begin < out_begin + n_points * n_out * sizeof(float) && out_begin < in_begin + n_points * n_in * sizeof(float))
     throw Error(ErrorKind::kInvalidInput, "predict: the input and output buffers overlap; pass separate memory");
   PredictReport report = s.check_input(in, n_points);
   if (n_points > s.max_batch) {
-    if (s.needs_scratch()) s.scratch.reserve(n_points * n_inputs());
+    if (s.needs_scratch()) s.scratch.reserve(n_points * n_in);
     s.max_batch = n_points;  // only once the scratch holds it
   }
   if (report.out_of_domain > 0 && s.policy == DomainPolicy::kClamp) {
-    const std::size_t width = n_inputs();
     float* clamped = s.scratch.data();
-    for (std::size_t i = 0; i < n_points * width; ++i)
-      clamped[i] = std::min(std::max(in[i], s.info.lower[i % width]), s.info.upper[i % width]);
+    for (std::size_t i = 0; i < n_points * n_in; ++i)
+      clamped[i] = std::min(std::max(in[i], s.info.lower[i % n_in]), s.info.upper[i % n_in]);
     in = clamped;
   }
   s.runner->run(in, n_points, out, s.threads != 1);
