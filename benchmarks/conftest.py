@@ -18,13 +18,24 @@ ROOT = Path(__file__).resolve().parent.parent
 THREADS = (1, 2)
 
 
+def deepxde_fnn():
+    """DeepXDE's own FNN (torch backend), 2-20x4-1 tanh: the reference MLP's shape."""
+    import warnings
+
+    os.environ.setdefault("DDE_BACKEND", "pytorch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dde = pytest.importorskip("deepxde")
+    return dde.nn.FNN([2] + [20] * 4 + [1], "tanh", "Glorot normal")
+
+
 def shipped_problems():
     return sorted(p.parent.name for p in (ROOT / "models").glob("*/student.pt"))
 
 
 # The reference MLP, networks as PhysicsNeMo and DeepXDE build them (random weights, 2 inputs,
 # tests/peer_networks.py), and every shipped student.
-PEERS = ("physicsnemo_fc", "deepxde_resnet")
+PEERS = ("physicsnemo_fc", "deepxde_resnet", "deepxde_fnn")
 CASES = ["reference_mlp", *PEERS] + shipped_problems()
 
 
@@ -38,7 +49,7 @@ class Case:
 
             torch.manual_seed(0)
             self.student = {"reference_mlp": lambda: MLP(2, 1, 20, 4), "physicsnemo_fc": lambda: FullyConnected(2, 1),
-                            "deepxde_resnet": lambda: ResNet(2, 1)}[name]().eval()
+                            "deepxde_resnet": lambda: ResNet(2, 1), "deepxde_fnn": deepxde_fnn}[name]().eval()
             self.teacher = None
             self.grid_points = 25_600
             self.sample = lambda n, rng: rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)
