@@ -119,6 +119,16 @@ class TargetSpec:
         return cxx
 
 
+# Architectures whose kernels are built without LLVM's machine-level loop-invariant code motion.
+# With it, LLVM hoists every weight constant out of the point and tile loops, and lacking x86's
+# memory operands the hoisted values spill: per point of the Burgers student's latency kernel,
+# aarch64 (cortex-a72) 1,716 -> 1,228 instructions (257 stack stores -> 21), riscv64's whole
+# kernels 31,220 -> 16,756 (latency) and 54,155 -> 41,953 (batch) instructions; armv7 unchanged, so
+# left as it was. Counted from the disassembly (benchmarks/count_point_instructions.py): estimates,
+# no board here to time them.
+NO_MACHINE_LICM = ("aarch64", "riscv64")
+
+
 def host_arch() -> str:
     """This machine's architecture, as manifests name it."""
     machine = platform.machine()
@@ -190,6 +200,8 @@ def resolve_target(target="host") -> TargetSpec:
     if preset.mattr:
         tvm_target["mattr"] = list(preset.mattr)
     tvm_target.update(preset.extra)
+    if arch in NO_MACHINE_LICM and "cl-opt" not in tvm_target:
+        tvm_target["cl-opt"] = ["-disable-machine-licm"]
     try:
         llvm_features = codegen.llvm_get_cpu_features(tvm.target.Target(tvm_target))
     except Exception as e:  # TVM raises its own error types for an unknown CPU or triple
