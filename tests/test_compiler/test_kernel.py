@@ -348,3 +348,16 @@ def test_weight_normalisation_folds_at_compile_time(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(kd_edge.Solver(artifact).predict(x), model(torch.from_numpy(x)).numpy(),
                                    rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("module", [FullyConnected, ResNet], ids=["physicsnemo", "deepxde"])
+def test_skip_networks_fuse_through_onnx_too(tmp_path, module):
+    """The same residual networks through their ONNX exports (as a framework user would hand them over)."""
+    torch.manual_seed(8)
+    model = module().eval()
+    artifact = kd_edge.compile(onnx_bytes(model, 3), out_dir=tmp_path / "a")
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
+    x = np.random.default_rng(1).uniform(-2, 2, size=(300, 3)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(kd_edge.Solver(artifact).predict(x), model(torch.from_numpy(x)).numpy(),
+                                   rtol=0, atol=1e-5)
