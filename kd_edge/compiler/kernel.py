@@ -125,14 +125,7 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    def c(v):
-        return tirx.FloatImm("float32", float(np.float32(v)))
-
-    def horner(coefficients, s):
-        r = c(coefficients[-1])
-        for a in reversed(coefficients[:-1]):
-            r = r * s + c(a)
-        return r
+    c, horner = _c, _horner
 
     epilogue = getattr(layers, "epilogue", None)
     d_in = layers[0].weight.shape[1]

@@ -31,10 +31,15 @@ def load_file(path) -> list[type[Problem]]:
     """Import a Python file and register the Problem subclasses it defines; returns them."""
     from kd_edge.problems import register
 
-    path = Path(path)
+    return [register(cls) for cls in _problems_in(_import_file(Path(path)))]
+
+
+def _import_file(path: Path):
+    """The module of a Python file, imported once per file and content (an edited file is
+    imported afresh), with the file and line in any error."""
     if not path.is_file():
         raise FileNotFoundError(f"no problem file {path}")
-    name = _module_name(path)
+    name = "kd_edge_user_" + hashlib.sha256(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:16]
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
@@ -45,24 +50,7 @@ def load_file(path) -> list[type[Problem]]:
         except Exception as e:  # the user's code: whatever it raised, say where
             raise ValueError(f"{path}: importing it failed: {type(e).__name__}: {e}") from None
         sys.modules[name] = module
-    found = _problems_in(sys.modules[name])
-    for cls in found:
-        register(cls)
-    return found
-
-
-def _module_name(path: Path) -> str:
-    """One module per file and content: an edited file is imported afresh."""
-    return "kd_edge_user_" + hashlib.sha256(str(path.resolve()).encode() + path.read_bytes()).hexdigest()[:16]
-
-
-def _pick(classes, class_name, where) -> type[Problem]:
-    if class_name is None:
-        if len(classes) != 1:
-            names = ", ".join(c.__name__ for c in classes) or "none"
-            raise ValueError(f"{where} defines {len(classes)} Problem subclasses ({names}); name one: {where}:CLASS")
-        return classes[0]
-    return next(c for c in classes if c.__name__ == class_name)
+    return sys.modules[name]
 
 
 def _class_from(module, class_name, where) -> type[Problem]:
@@ -80,17 +68,20 @@ def _class_from(module, class_name, where) -> type[Problem]:
 def resolve(spec: str) -> str:
     """The registered name of the problem `spec` names: a registered or entry-point name,
     FILE.py[:CLASS] or MODULE:CLASS. Loads and registers what it has to."""
-    from kd_edge.problems import _REGISTRY, unknown_problem
+    from kd_edge.problems import _REGISTRY, register, unknown_problem
 
     if spec in _REGISTRY:
         return spec
     path, _, class_name = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
     if path.endswith(".py"):
-        classes = load_file(path)
+        module = _import_file(Path(path))
+        classes = [register(cls) for cls in _problems_in(module)]
         if class_name:
-            module = sys.modules[_module_name(Path(path))]
             return _class_from(module, class_name, path).name
-        return _pick(classes, None, path).name
+        if len(classes) != 1:
+            names = ", ".join(c.__name__ for c in classes) or "none"
+            raise ValueError(f"{path} defines {len(classes)} Problem subclasses ({names}); name one: {path}:CLASS")
+        return classes[0].name
     if class_name:
         try:
             module = importlib.import_module(path)
