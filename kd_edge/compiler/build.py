@@ -20,7 +20,7 @@ class FallbackWarning(UserWarning):
 
 def small_max_points(lanes: int) -> int:
     """The most leftover points (fewer than a tile) the latency kernel takes; more go through the
-    batch kernel as one padded tile. On AVX-512 (16 lanes, AMD EPYC) a tile cost as much as 7
+    batch kernel as one padded tile. On AVX-512 (16 lanes, AMD EPYC) a tile cost as much as 7 to 10
     points of the latency kernel; other targets are assumed alike (not measured: no hardware)."""
     return lanes // 2
 # Below this many points a call stays on the calling thread: waking the pool costs more.
