@@ -16,6 +16,11 @@ PROBLEM is a name (`kd-edge problems`), FILE.py[:CLASS] (a Problem subclass in y
 MODULE:CLASS; --problem-file FILE registers the problems a file defines. A problem without a config
 gets a generated one (see init-config).
 
+Training (train, distill, run) takes --device cpu|cuda|auto and runs data-parallel over processes:
+`kd-edge train PROBLEM --nproc N` starts N processes through torchrun (the same as
+`torchrun --standalone --nproc-per-node N -m kd_edge.cli train PROBLEM`); on several machines, run
+`kd-edge train PROBLEM --nproc N --nnodes M --rdzv-endpoint HOST:PORT` on each.
+
 Every command runs the stages before its own that are not up to date. Models come from the shipped
 models/PROBLEM/ unless --retrain (train/distill imply it). Configs: training/configs/PROBLEM.toml
 or --config; --set section.key=value overrides any value (e.g. --set teacher.adam_steps=500).
@@ -23,8 +28,13 @@ or --config; --set section.key=value overrides any value (e.g. --set teacher.ada
 
 import argparse
 import json
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+
+from kd_edge.training.parallel import DEVICES, current_group, join, launched_by_torchrun, leave, resolve_device
 
 LAST_STAGE = {"train": "teacher", "distill": "scratch", "compile": "compile", "bench": "bench", "report": "report",
               "run": "report"}
@@ -60,6 +70,16 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--quiet", action="store_true", help="no progress bars")
         c.add_argument("--problem-file", action="append", default=[], metavar="FILE",
                        help="a Python file defining Problem subclasses (registered by their name); repeatable")
+        if name in ("train", "distill", "run"):
+            c.add_argument("--device", choices=DEVICES, help="where training runs (default: the config's device, cpu)")
+            c.add_argument("--nproc", type=int, metavar="N",
+                           help="train with N processes on this machine (torchrun; gloo on CPU, nccl on CUDA)")
+            c.add_argument("--nnodes", type=int, default=1, metavar="M",
+                           help="machines taking part (each runs this command); needs --rdzv-endpoint")
+            c.add_argument("--rdzv-endpoint", metavar="HOST:PORT",
+                           help="where the machines meet (torchrun's c10d rendezvous, hosted by the machine at HOST)")
+            c.add_argument("--rdzv-timeout", type=float, default=120.0, metavar="S",
+                           help="seconds to wait for every machine to join before giving up (default 120)")
         if name == "report":
             c.add_argument("--readme", help="also write the KD-PINN table into this README (between kd-pinn markers) "
                                             "and its pictures into docs/")
@@ -135,8 +155,92 @@ def init_config(name: str, out) -> int:
     return 0
 
 
+LAUNCH_OPTIONS = ("--nproc", "--nnodes", "--rdzv-endpoint", "--rdzv-timeout")
+
+
+def launch_command(args, argv: list[str]) -> list[str]:
+    """The torchrun command that runs this command (less its launch options) in args.nproc
+    processes per machine."""
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nnodes < 1:
+        raise ValueError(f"--nnodes must be at least 1, got {args.nnodes}")
+    if args.rdzv_timeout <= 0:
+        raise ValueError(f"--rdzv-timeout must be positive, got {args.rdzv_timeout}")
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in LAUNCH_OPTIONS:
+            skip = True
+        elif not arg.startswith(tuple(o + "=" for o in LAUNCH_OPTIONS)):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(args.nproc)]
+    if args.nnodes == 1 and args.rdzv_endpoint is None:
+        command.append("--standalone")
+    else:
+        if args.rdzv_endpoint is None:
+            raise ValueError(f"--nnodes {args.nnodes} needs --rdzv-endpoint HOST:PORT (a machine among them, "
+                             f"and a free port there) so that the machines can find each other")
+        host, sep, port = args.rdzv_endpoint.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"--rdzv-endpoint must look like HOST:PORT, got {args.rdzv_endpoint!r}")
+        timeout = f"{args.rdzv_timeout:g}"
+        command += ["--nnodes", str(args.nnodes), "--rdzv-backend", "c10d", "--rdzv-endpoint", args.rdzv_endpoint,
+                    "--rdzv-id", f"kd-edge-{args.command}", "--rdzv-conf",
+                    f"join_timeout={timeout},read_timeout={timeout},timeout={timeout}"]
+    return command + ["-m", "kd_edge.cli", *rest]
+
+
+def launch(args, argv: list[str]) -> int:
+    """Start torchrun with this command; its exit status (a rank's failure stops every rank)."""
+    try:
+        if launched_by_torchrun():
+            raise ValueError("--nproc starts torchrun itself; under torchrun, leave it out")
+        if args.device is not None:
+            resolve_device(args.device)  # --device cuda without CUDA: said here, not once per rank
+        command = launch_command(args, argv)
+    except ValueError as e:
+        print(f"kd-edge: {e}", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.nproc)))
+    torchrun = subprocess.Popen(command, env=env)
+    # torchrun stops its ranks on SIGTERM or SIGINT; pass a SIGTERM meant for kd-edge on to it
+    previous = signal.signal(signal.SIGTERM, lambda *_: torchrun.terminate())
+    try:
+        status = torchrun.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if status != 0:
+        meet = (f"; if the machines never met: is {args.rdzv_endpoint} reachable from every machine, its port free "
+                f"on its host, and does every machine run this command within {args.rdzv_timeout:g} s of the "
+                f"first?" if args.rdzv_endpoint else "")
+        print(f"kd-edge: training stopped (torchrun exit status {status}); torchrun's report above names the "
+              f"failing rank and its error{meet}", file=sys.stderr)
+    return status
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    if getattr(args, "nproc", None) is not None or getattr(args, "rdzv_endpoint", None) is not None:
+        if getattr(args, "nproc", None) is None:
+            args.nproc = 1
+        return launch(args, argv)
+    if launched_by_torchrun():
+        if args.command not in ("train", "distill", "run"):
+            print(f"kd-edge: {args.command} does not run in parallel; only train, distill and run do", file=sys.stderr)
+            return 2
+        join()
+    try:
+        return _main(args, argv)
+    finally:
+        leave()
+
+
+def _main(args, argv) -> int:
+    group = current_group()
     try:
         names = load_problems(args)
     except (FileNotFoundError, ValueError, TypeError) as e:
@@ -167,13 +271,18 @@ def main(argv=None) -> int:
     try:
         for problem in names:
             out = args.out if len(names) == 1 else (Path(args.out) / problem if args.out else None)
-            run = Run(problem, out, args.config, args.overrides, retrain, progress=not args.quiet)
+            run = Run(problem, out, args.config, args.overrides, retrain, progress=not args.quiet,
+                      device=getattr(args, "device", None))
             log = run.execute(LAST_STAGE[args.command])
-            print_summary(run, log)
+            if group.is_main:
+                print_summary(run, log)
             runs.append(run)
     except (FileNotFoundError, ValueError, TypeError) as e:
-        print(f"kd-edge: {e}", file=sys.stderr)
+        where = f" (rank {group.rank} of {group.world})" if group.world > 1 else ""
+        print(f"kd-edge{where}: {e}", file=sys.stderr)
         return 2
+    if not group.is_main:
+        return 0
     if args.command == "report":
         summaries = [json.loads((r.out / "summary.json").read_text()) for r in runs]
         if len(runs) > 1:
@@ -182,7 +291,7 @@ def main(argv=None) -> int:
             root = Path(args.out) if args.out else runs[0].out.parent
             print(f"\nreport across problems: {write_index(root / 'report.html', summaries)}")
         if args.readme:
-            write_readme(Path(args.readme), runs, summaries, argv if argv is not None else sys.argv[1:])
+            write_readme(Path(args.readme), runs, summaries, argv)
     return 0
 
 

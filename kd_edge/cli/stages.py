@@ -17,6 +17,7 @@ import kd_edge.problems as problems
 from kd_edge.compiler.build import check_settings
 from kd_edge.measure.latency import tool
 from kd_edge.training.config import to_dict
+from kd_edge.training.parallel import DEVICES, current_group, resolve_device
 from kd_edge.training.pipeline import STAGES as TRAIN_STAGES
 from kd_edge.training.pipeline import default_config, load_config, train_stages, write_metrics
 
@@ -79,23 +80,33 @@ def read_stamps(path: Path) -> dict:
 
 class Run:
     """One problem's pipeline in `out`: models (shipped, or trained into out/models), artifact,
-    accuracy.json, control_loop.txt, bench.json, report.html and summary.json."""
+    accuracy.json, control_loop.txt, bench.json, report.html and summary.json.
+    device (cpu | cuda | auto) overrides the config's. Under torch.distributed every rank trains
+    together; rank 0 alone writes files, prints, and runs the stages after training."""
 
-    def __init__(self, problem: str, out=None, config=None, overrides=(), retrain=False, progress=True):
+    def __init__(self, problem: str, out=None, config=None, overrides=(), retrain=False, progress=True, device=None):
+        self.group = current_group()
         self.out = Path(out) if out else ROOT / "build" / "kd-edge" / problem
         self.config_path = Path(config) if config else ROOT / "training" / "configs" / f"{problem}.toml"
         if config is None and not self.config_path.is_file() and problem in problems.names():
             # a problem of the user's without a config: a generated default, kept beside the outputs
             writable_directory(self.out)
             self.config_path = self.out / "config.toml"
-            self.config_path.write_text(default_config(problems.get(problem)))
-            print(f"kd-edge: no config for {problem}: using a generated default, {self.config_path} "
+            if self.group.is_main:
+                self.config_path.write_text(default_config(problems.get(problem)))
+            self.group.barrier()
+            if self.group.is_main:
+                print(f"kd-edge: no config for {problem}: using a generated default, {self.config_path} "
                   f"(`kd-edge init-config {problem}` writes one to edit)", file=sys.stderr)
             config = self.config_path
         if not self.config_path.is_file():
             known = sorted(p.stem for p in (ROOT / "training" / "configs").glob("*.toml"))
             raise FileNotFoundError(f"no config {self.config_path} for {problem!r}; configs exist for: {', '.join(known)}")
         self.cfg = load_config(self.config_path, overrides)
+        if device is not None:
+            if device not in DEVICES:
+                raise ValueError(f"unknown device {device!r}; valid: {', '.join(DEVICES)}")
+            self.cfg["device"] = device
         self.problem = self.cfg["problem"]
         b = self.cfg["bench"]
         if not b.batch_sizes or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in b.batch_sizes):
@@ -120,20 +131,25 @@ class Run:
                                                      for o in overrides)
         self.retrain = retrain or training_changed or not all((shipped / f"{s}.pt").exists() for s in TRAIN_STAGES)
         self.models = self.out / "models" if self.retrain else shipped
+        if self.retrain:
+            resolve_device(self.cfg["device"])  # --device cuda without CUDA: said before any work
         self.progress = progress
         self.stamps_path = self.out / "stamps.json"
         self.stamps = read_stamps(self.stamps_path)
+        self.group.barrier()  # every rank read the stamps before rank 0 changes them
         self.log = []  # (stage, "ran" | "skipped" | "shipped", seconds)
 
     # --- stage bookkeeping -------------------------------------------------------
     def save_stamps(self):
-        write_atomically(self.stamps_path, json.dumps(self.stamps, indent=2) + "\n")
+        if self.group.is_main:
+            write_atomically(self.stamps_path, json.dumps(self.stamps, indent=2) + "\n")
 
     def model_file(self, stage):
         return self.models / f"{stage}.pt"
 
     def inputs(self, stage) -> list:
-        c = {k: to_dict(v) for k, v in self.cfg.items() if k != "problem"}
+        # where training runs (device) is not what it makes: a stage is not redone for it
+        c = {k: to_dict(v) for k, v in self.cfg.items() if k not in ("problem", "device")}
         problem = [self.problem.name, self.problem.coefficients]
         m = lambda s: file_hash(self.model_file(s))  # noqa: E731
         artifact = lambda: file_hash(self.out / "artifact" / "manifest.json")  # noqa: E731 (holds the library's sha)
@@ -161,6 +177,8 @@ class Run:
         if last not in STAGES:
             raise ValueError(f"unknown stage {last!r}; valid: {', '.join(STAGES)}")
         for stage in STAGES[:STAGES.index(last) + 1]:
+            if stage not in TRAIN_STAGES and not self.group.is_main:
+                break  # the stages after training are rank 0's
             start = time.perf_counter()
             if stage in TRAIN_STAGES and not self.retrain:
                 self.log.append((stage, "shipped", 0.0))
@@ -169,7 +187,8 @@ class Run:
             if self.stamps.get(stage) == key and all(p.exists() for p in self.outputs(stage)):
                 self.log.append((stage, "skipped", 0.0))
                 continue
-            print(f"== {self.problem.name}: {stage}", flush=True)
+            if self.group.is_main:
+                print(f"== {self.problem.name}: {stage}", flush=True)
             # Forget the old stamp before touching the outputs: a run killed in between leaves
             # no stamp, so the next run redoes the stage instead of trusting half-written files.
             if self.stamps.pop(stage, None) is not None:
@@ -188,11 +207,13 @@ class Run:
         """Train one model. An interrupted run with the same inputs resumes from its checkpoint;
         a checkpoint made from other inputs (say, the student of an earlier teacher) is dropped."""
         checkpoints = self.out / "checkpoints" / self.problem.name
-        if self.stamps.get(f"{stage}.started") != key:
-            (checkpoints / f"{stage}.ckpt").unlink(missing_ok=True)
-        self.model_file(stage).unlink(missing_ok=True)
+        if self.group.is_main:
+            if self.stamps.get(f"{stage}.started") != key:
+                (checkpoints / f"{stage}.ckpt").unlink(missing_ok=True)
+            self.model_file(stage).unlink(missing_ok=True)
         self.stamps[f"{stage}.started"] = key
         self.save_stamps()
+        self.group.barrier()
         train_stages(self.cfg, self.models, checkpoints, (stage,), self.progress)
 
     def load(self, kind):

@@ -8,6 +8,7 @@ import torch
 from kd_edge.training.config import DistillConfig, TrainConfig, training_dtype
 from kd_edge.training.losses import gaussian_kl
 from kd_edge.training.models import build_network
+from kd_edge.training.parallel import current_group
 from kd_edge.training.teacher import train_pinn
 
 
@@ -19,16 +20,17 @@ class DistillationTerm:
     """lambda(progress) x KL(teacher || student), plus optionally the same Gaussian mismatch on
     first derivatives with respect to the normalised inputs, on points that resample() redraws.
     The trainer redraws them every Adam step; L-BFGS keeps them fixed between its restarts, since
-    its line search needs one objective."""
+    its line search needs one objective. Under torch.distributed each rank compares on its
+    shard of the points, and the term is its share of the global one."""
 
-    def __init__(self, problem, teacher, student, config: DistillConfig):
-        self.dtype = training_dtype(config.precision)
-        teacher = copy.deepcopy(teacher).to(self.dtype)  # the caller's teacher stays as it was
+    def __init__(self, problem, teacher, student, config: DistillConfig, device="cpu"):
+        self.dtype, self.device, self.group = training_dtype(config.precision), torch.device(device), current_group()
+        teacher = copy.deepcopy(teacher).to(self.device, self.dtype)  # the caller's teacher stays as it was
         self.problem, self.teacher, self.student, self.config = problem, teacher, student, config
         self.rng = np.random.default_rng(config.seed + 1)
         for p in teacher.parameters():
             p.requires_grad_(False)
-        probe = torch.from_numpy(problem.sample(8192, np.random.default_rng(config.seed), "sobol")).to(self.dtype)
+        probe = self.tensor(problem.sample(8192, np.random.default_rng(config.seed), "sobol"))
         with torch.no_grad():
             answer = teacher(probe)
         want = (len(probe), len(problem.outputs))
@@ -40,36 +42,40 @@ class DistillationTerm:
         # each output's natural scale: the teacher's spread over the domain
         self.scale = answer.std(dim=0).clamp(min=1e-6)
         lower, upper = problem.bounds
-        self.half_range = torch.tensor((upper - lower) / 2, dtype=self.dtype)
+        self.half_range = self.tensor((upper - lower) / 2)
         self.gauge = [problem.outputs.index(name) for name in problem.gauge_outputs]
         self.resample()
 
+    def tensor(self, values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(values).to(self.device, self.dtype)
+
     def resample(self):
-        self.points = torch.from_numpy(self.problem.sample(self.config.n_distill, self.rng, "uniform")).to(self.dtype)
+        self.points = self.tensor(self.problem.sample(self.config.n_distill, self.rng, "uniform"))  # global
 
     def state(self) -> dict:  # for resumable checkpoints
         return {"rng": self.rng.bit_generator.state, "points": self.points}
 
     def load_state(self, state: dict):
-        self.rng.bit_generator.state, self.points = state["rng"], state["points"]
+        self.rng.bit_generator.state, self.points = state["rng"], state["points"].to(self.device, self.dtype)
 
     def __call__(self, progress: float):
         c = self.config
         weight = _schedule(c.distill_weight, c.distill_weight_final, progress)
         std = _schedule(c.temperature, c.temperature_final, progress) * self.scale
-        points = self.points.clone()
+        points, g = self.group.shard(self.points).clone(), self.group
         if not c.match_derivatives:
             with torch.no_grad():
                 target = self.teacher(points)
-            kl = gaussian_kl(self.in_student_gauge(target, out := self.student(points)), out, std)
+            kl = gaussian_kl(self.in_student_gauge(target, out := self.student(points)), out, std, g)
             return weight * kl, {"distill": kl.item()}
         points.requires_grad_(True)
         target, target_grads = self._with_gradients(self.teacher, points, create_graph=False)
         out, grads = self._with_gradients(self.student, points, create_graph=True)
-        kl = gaussian_kl(self.in_student_gauge(target.detach(), out), out, std)
+        kl = gaussian_kl(self.in_student_gauge(target.detach(), out), out, std, g)
         # derivatives w.r.t. inputs scaled to [-1, 1], in units of the output's std
-        derivative = sum(gaussian_kl(tg.detach() * self.half_range, g * self.half_range, s.expand_as(self.half_range))
-                         for tg, g, s in zip(target_grads, grads, std))
+        derivative = sum(gaussian_kl(tg.detach() * self.half_range, sg * self.half_range,
+                                     s.expand_as(self.half_range), g)
+                         for tg, sg, s in zip(target_grads, grads, std))
         total = kl + c.derivative_weight * derivative
         return weight * total, {"distill": kl.item(), "distill_derivative": derivative.item()}
 
@@ -81,7 +87,7 @@ class DistillationTerm:
         if not self.gauge:
             return target
         target = target.clone()
-        gap = (target[:, self.gauge] - out[:, self.gauge].detach()).mean(dim=0)
+        gap = self.group.mean(target[:, self.gauge] - out[:, self.gauge].detach())
         target[:, self.gauge] -= gap
         return target
 
@@ -93,23 +99,24 @@ class DistillationTerm:
         return out, grads
 
 
-def distill(problem, teacher, config: DistillConfig, checkpoint=None, progress=True):
+def distill(problem, teacher, config: DistillConfig, checkpoint=None, progress=True, device="cpu"):
     """Train a compact student on the physics loss plus lambda x the KD-PINN distillation term.
-    Returns the student; its training history is on `.history`."""
+    Returns the student (on the CPU); its training history is on `.history`."""
     torch.manual_seed(config.seed)
     student = build_network(problem, config.network)
-    term = DistillationTerm(problem, teacher, student, config)
+    term = DistillationTerm(problem, teacher, student, config, device)
     model, history = train_pinn(problem, config, extra_loss=term, checkpoint=checkpoint,
-                                description=f"{problem.name} student (distilled)", progress=progress, model=student)
+                                description=f"{problem.name} student (distilled)", progress=progress, model=student,
+                                device=device)
     model.history = history
     return model
 
 
-def train_student_scratch(problem, config: TrainConfig, checkpoint=None, progress=True):
+def train_student_scratch(problem, config: TrainConfig, checkpoint=None, progress=True, device="cpu"):
     """The control: the student's architecture and budget, trained without the teacher
     (a DistillConfig is accepted; its distillation settings are ignored)."""
     base = {f: getattr(config, f) for f in TrainConfig.__dataclass_fields__}
     model, history = train_pinn(problem, TrainConfig(**base), checkpoint=checkpoint,
-                                description=f"{problem.name} student (scratch)", progress=progress)
+                                description=f"{problem.name} student (scratch)", progress=progress, device=device)
     model.history = history
     return model

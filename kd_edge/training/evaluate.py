@@ -5,9 +5,10 @@ import torch
 
 
 def predict(model, points: np.ndarray, batch: int = 65536) -> np.ndarray:
-    dtype = next(model.parameters()).dtype  # float64 while a float64 training run logs its error
+    first = next(model.parameters())  # float64 (and on a GPU) while such a training run logs its error
     with torch.no_grad():
-        return np.concatenate([model(torch.from_numpy(points[i:i + batch]).to(dtype)).double().numpy()
+        return np.concatenate([model(torch.from_numpy(points[i:i + batch]).to(first.device, first.dtype))
+                               .double().cpu().numpy()
                                for i in range(0, len(points), batch)])
 
 

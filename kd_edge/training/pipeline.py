@@ -10,10 +10,11 @@ from kd_edge.training.config import (BenchConfig, CompileConfig, DistillConfig, 
 from kd_edge.training.distill import distill, train_student_scratch
 from kd_edge.training.evaluate import evaluate
 from kd_edge.training.models import load_model, save_model
+from kd_edge.training.parallel import DEVICES, current_group, resolve_device
 from kd_edge.training.teacher import train_teacher
 
 STAGES = ("teacher", "student", "scratch")
-SECTIONS = {"problem", "coefficients", "teacher", "student", "compile", "bench"}
+SECTIONS = {"problem", "device", "coefficients", "teacher", "student", "compile", "bench"}
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -30,8 +31,9 @@ def parse_override(text: str) -> tuple[list[str], object]:
 
 
 def load_config(path, overrides=()) -> dict:
-    """A problem's TOML: [coefficients] (optional), [teacher] (TrainConfig), [student]
-    (DistillConfig), [compile] and [bench] (optional); `overrides` ("section.key=value") win."""
+    """A problem's TOML: `device` (optional: where every training stage runs, cpu | cuda | auto,
+    default cpu), [coefficients] (optional), [teacher] (TrainConfig), [student] (DistillConfig),
+    [compile] and [bench] (optional); `overrides` ("section.key=value") win."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no training config at {path}")
@@ -61,8 +63,11 @@ def load_config(path, overrides=()) -> dict:
     for section in ("problem", "teacher", "student"):
         if section not in raw:
             raise ValueError(f"{where}: missing {section!r}")
+    device = raw.get("device", "cpu")
+    if device not in DEVICES:
+        raise ValueError(f"{where}: device must be one of {', '.join(DEVICES)}, got {device!r}")
     problem = problems.get(raw["problem"], **raw.get("coefficients", {}))
-    return {"problem": problem,
+    return {"problem": problem, "device": device,
             "teacher": from_dict(TrainConfig, raw["teacher"], f"{where}: [teacher]"),
             "student": from_dict(DistillConfig, raw["student"], f"{where}: [student]"),
             "compile": from_dict(CompileConfig, raw.get("compile", {}), f"{where}: [compile]"),
@@ -98,8 +103,11 @@ def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGE
 
 
 def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True) -> dict:
-    """The stages of run() for a loaded config, writing out/<stage>.pt and out/metrics.json."""
-    problem = cfg["problem"]
+    """The stages of run() for a loaded config, writing out/<stage>.pt and out/metrics.json.
+    Under torch.distributed every rank trains and rank 0 alone writes the files (the others
+    wait for them, and get {} back)."""
+    problem, group = cfg["problem"], current_group()
+    device = resolve_device(cfg.get("device", "cpu"))
     files = {stage: out / f"{stage}.pt" for stage in STAGES}
     for stage in stages:
         if stage not in STAGES:
@@ -114,23 +122,26 @@ def train_stages(cfg: dict, out: Path, runs: Path, stages=STAGES, progress=True)
                 continue
         checkpoint = runs / f"{stage}.ckpt"
         if stage == "teacher":
-            model, config = train_teacher(problem, cfg["teacher"], checkpoint, progress, previous), cfg["teacher"]
+            model = train_teacher(problem, cfg["teacher"], checkpoint, progress, previous, device)
+            config = cfg["teacher"]
         else:
             if not files["teacher"].exists():
                 raise FileNotFoundError(f"the {stage} stage needs {files['teacher']}: train the teacher first")
             config = cfg["student"]
             if stage == "student":
                 teacher = load_model(files["teacher"], problem=problem.name, kind="teacher")
-                model = distill(problem, teacher, config, checkpoint, progress)
+                model = distill(problem, teacher, config, checkpoint, progress, device)
             else:
-                model = train_student_scratch(problem, config, checkpoint, progress)
+                model = train_student_scratch(problem, config, checkpoint, progress, device)
         seconds = model.train_seconds  # a resumed run counts its earlier runs
         if previous is not None:  # a continued teacher: the time of every run that made it
             seconds += previous.info["metrics"].get("train_seconds") or 0
-        metrics = dict(evaluate(problem, model), train_seconds=round(seconds, 1))
-        save_model(files[stage], model, stage, problem, to_dict(config), metrics, model.history)
-        write_metrics(problem, out)  # after every stage, so a partial run's files agree
-    return write_metrics(problem, out)
+        if group.is_main:
+            metrics = dict(evaluate(problem, model), train_seconds=round(seconds, 1))
+            save_model(files[stage], model, stage, problem, to_dict(config), metrics, model.history)
+            write_metrics(problem, out)  # after every stage, so a partial run's files agree
+        group.barrier()  # the next stage (every rank) reads these files
+    return write_metrics(problem, out) if group.is_main else {}
 
 
 def _continues(teacher, config, path: Path) -> bool:

@@ -9,23 +9,25 @@ from kd_edge.training.trainer import Trainer
 
 
 def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, description="train",
-               progress=True, model=None, start=None):
-    """Physics-only training (plus an optional extra loss term); returns (model, history). The
-    model's .train_seconds is the training time, counting the runs before a resumed checkpoint.
-    start: (step, history) of a finished run whose weights `model` holds, to continue from."""
+               progress=True, model=None, start=None, device="cpu"):
+    """Physics-only training (plus an optional extra loss term); returns (model, history), the
+    model in float32 on the CPU wherever it trained (device: cpu, cuda, cuda:N). The model's
+    .train_seconds is the training time, counting the runs before a resumed checkpoint.
+    start: (step, history) of a finished run whose weights `model` holds, to continue from.
+    Under torch.distributed (torchrun) the ranks train together; see kd_edge.training.parallel."""
     torch.manual_seed(config.seed)
     model = model if model is not None else build_network(problem, config.network)
     trainer = Trainer(problem, model, config, extra_loss=extra_loss, evaluate=monitor(problem),
-                      checkpoint=checkpoint, description=description, progress=progress)
+                      checkpoint=checkpoint, description=description, progress=progress, device=device)
     if start is not None:
         trainer.warm_start(*start)
     trainer.run()
-    model.float().eval()
+    model.to("cpu", torch.float32).eval()
     model.train_seconds = trainer.elapsed()
     return model, trainer.history
 
 
-def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True, start_from=None):
+def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True, start_from=None, device="cpu"):
     """Train a teacher PINN on `problem` (PDE residual + initial/boundary conditions, no data).
     start_from: a finished teacher (from load_model) whose config differs from `config` only by a
     smaller L-BFGS budget; training continues from its weights with fresh L-BFGS history.
@@ -39,6 +41,6 @@ def train_teacher(problem, config: TrainConfig, checkpoint=None, progress=True, 
                              + ", ".join(changed_settings(old, new)))
         start = (old["adam_steps"] + old["lbfgs_steps"], list(start_from.info.get("history") or []))
     model, history = train_pinn(problem, config, checkpoint=checkpoint, description=f"{problem.name} teacher",
-                                progress=progress, model=start_from, start=start)
+                                progress=progress, model=start_from, start=start, device=device)
     model.history = history
     return model

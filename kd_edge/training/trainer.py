@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from kd_edge.training.config import can_continue, changed_settings, to_dict, training_dtype
 from kd_edge.training.losses import condition_losses, pde_loss
+from kd_edge.training.parallel import current_group
 
 MAX_LBFGS_FAILURES = 3  # diverged L-BFGS chunks in a row before training stops where it is
 LBFGS_CHUNK = 25  # L-BFGS iterations between logs and checkpoints; up to 5x as many loss
@@ -23,8 +24,9 @@ def _crossed(position: int, advance: int, every: int) -> bool:
     return bool(every) and position // every != (position - advance) // every
 
 
-def _grad_norm(loss, params) -> float:
-    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+def _grad_norm(loss, params, group) -> float:
+    """|gradient| of the global loss whose share on this rank is `loss`."""
+    grads = group.sum_each(list(torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)))
     return math.sqrt(sum(float(g.pow(2).sum()) for g in grads if g is not None))
 
 
@@ -35,16 +37,21 @@ class Trainer:
     if it has resample(), that is called with every fresh batch (each Adam step, each L-BFGS restart).
     evaluate(model) -> {name: float} is logged with the history (monitoring only).
     checkpoint: a file to resume from and save to; None trains without checkpoints.
+    device: where to train (train_pinn returns the model on the CPU). Under torch.distributed
+    every rank trains on its shard of each point set and takes the global step (see parallel);
+    rank 0 alone shows progress, evaluates and writes the checkpoint, which every rank resumes from.
     """
 
     def __init__(self, problem, model, config, extra_loss=None, evaluate=None, checkpoint=None,
-                 description="train", progress=True):
+                 description="train", progress=True, device="cpu"):
         self.problem, self.model, self.config = problem, model, config
         self.dtype = training_dtype(config.precision)
-        model.to(self.dtype)  # train_pinn returns it in float32 again
+        self.device = torch.device(device)
+        self.group = current_group()
+        model.to(self.device, self.dtype)  # train_pinn returns it in float32 on the CPU again
         self.extra_loss, self.evaluate = extra_loss, evaluate
         self.checkpoint = Path(checkpoint) if checkpoint else None
-        self.description, self.show_progress = description, progress
+        self.description, self.show_progress = description, progress and self.group.is_main
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.rng = np.random.default_rng(config.seed)
         # conditions a hard-constrained network meets by construction are not trained (their points
@@ -60,7 +67,7 @@ class Trainer:
         self.step, self.history = 0, []
         self.seconds, self.started = 0.0, None  # training time of earlier runs of a resumed checkpoint; this run's start
         self.total_steps = config.adam_steps + config.lbfgs_steps
-        self.collocation = self.condition_points = None
+        self.collocation = self.condition_points = None  # the global sets: the same on every rank
 
     # --- data ------------------------------------------------------------------
     def resample(self):
@@ -68,9 +75,11 @@ class Trainer:
         n_adaptive = int(c.adaptive_fraction * c.n_collocation) if self.collocation is not None else 0
         fresh = self.problem.sample(c.n_collocation - n_adaptive, self.rng, c.sampler)
         if n_adaptive:
+            # the residual on this rank's share of the candidates; the largest over all of them
             candidates = self.tensor(self.problem.sample(4 * n_adaptive, self.rng, "uniform"))
-            squared = sum(r.detach().pow(2) for r in self.problem.residual(self.model, candidates))
-            worst = candidates[torch.topk(squared, n_adaptive).indices].numpy()
+            mine = self.group.shard(candidates)
+            squared = self.group.gather(sum(r.detach().pow(2) for r in self.problem.residual(self.model, mine)))
+            worst = candidates[torch.topk(squared, n_adaptive).indices].cpu().numpy()
             fresh = np.concatenate([fresh, worst])
         self.collocation = self.tensor(fresh)
         self.condition_points = [self.tensor(cond.sample(c.n_condition, self.rng, c.sampler))
@@ -78,7 +87,7 @@ class Trainer:
         self.resample_extra()
 
     def tensor(self, points: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(points).to(self.dtype)
+        return torch.from_numpy(points).to(self.device, self.dtype)
 
     def resample_extra(self):
         if hasattr(self.extra_loss, "resample"):
@@ -86,13 +95,16 @@ class Trainer:
 
     # --- loss --------------------------------------------------------------------
     def terms(self):
-        c = self.config
-        pde = pde_loss(self.problem, self.model, self.collocation, c.causal_chunks, c.causal_epsilon,
-                       c.time_weight_rate)
-        conditions = condition_losses(self.problem, self.model, self.condition_points, self.exact)
+        """This rank's shares of the PDE loss and of each condition's loss."""
+        c, g = self.config, self.group
+        pde = pde_loss(self.problem, self.model, g.shard(self.collocation), c.causal_chunks, c.causal_epsilon,
+                       c.time_weight_rate, g)
+        conditions = condition_losses(self.problem, self.model, [g.shard(p) for p in self.condition_points],
+                                      self.exact, g)
         return pde, conditions
 
     def loss(self):
+        """This rank's share of the loss, and of its parts (see evaluate_loss for the global ones)."""
         pde, conditions = self.terms()
         total = pde + sum(w * l for w, l in zip(self.weights, conditions))
         parts = {"pde": pde.item(), "conditions": sum(c.item() for c in conditions)}
@@ -102,13 +114,21 @@ class Trainer:
             parts.update(extra_parts)
         return total, parts
 
+    def evaluate_loss(self, backward: bool):
+        """The global loss and its parts (floats); with backward, each parameter's .grad is the
+        global gradient (one all-reduce across ranks)."""
+        total, parts = self.loss()
+        if backward:
+            total.backward()
+        return self.group.reduce_step(self.params if backward else [], total.detach(), parts)
+
     def update_weights(self):
         """Gradient-norm balancing (Wang, Teng & Perdikaris 2021): each condition's weight
         moves towards |grad PDE loss| / |grad condition loss|."""
         pde, conditions = self.terms()
-        g_pde = _grad_norm(pde, self.params)
+        g_pde = _grad_norm(pde, self.params, self.group)
         for i, loss in enumerate(conditions):
-            target = g_pde / max(_grad_norm(loss, self.params), 1e-12)
+            target = g_pde / max(_grad_norm(loss, self.params, self.group), 1e-12)
             self.weights[i] = float(np.clip(0.9 * self.weights[i] + 0.1 * target, 1.0, 1e4))
 
     def warm_start(self, step: int, history: list):
@@ -122,8 +142,11 @@ class Trainer:
         c = self.config
         if self.checkpoint and self.checkpoint.exists():
             self.load()
+            if self.group.is_main:
+                tqdm.write(f"{self.description}: resuming {self.checkpoint} at step {self.step} of {self.total_steps}")
         if self.collocation is None:
             self.resample()
+        self.group.broadcast(self.params)  # every rank starts from rank 0's weights
         self.started = time.perf_counter()
         bar = tqdm(total=self.total_steps, initial=self.step, desc=self.description, disable=not self.show_progress,
                    mininterval=5, dynamic_ncols=True)
@@ -137,11 +160,10 @@ class Trainer:
                 group["lr"] = c.adam_lr * decay**self.step
             self.resample_extra()
             self.adam.zero_grad()
-            total, parts = self.loss()
-            total.backward()
+            total, parts = self.evaluate_loss(backward=True)
             self.adam.step()
             self.step += 1
-            self.after_step(bar, total.item(), parts, "adam")
+            self.after_step(bar, total, parts, "adam")
         if c.lbfgs_steps and self.step < self.total_steps:
             self.run_lbfgs(bar)
         bar.close()
@@ -160,10 +182,9 @@ class Trainer:
 
         def closure():
             self.lbfgs.zero_grad()
-            total, parts = self.loss()
-            total.backward()
-            last.update(parts, total=total.item())
-            return total
+            total, parts = self.evaluate_loss(backward=True)
+            last.update(parts, total=total)
+            return torch.tensor(total)
 
         state = lambda key: self.lbfgs.state[self.lbfgs._params[0]].get(key, 0)  # noqa: E731
         failures = 0
@@ -199,8 +220,8 @@ class Trainer:
                 self.lbfgs = self.make_lbfgs()
             self.after_step(bar, total, dict(last), "lbfgs", advance=max(done, 1))
         if self.history and self.history[-1]["step"] != self.step:  # record where L-BFGS stopped
-            total, parts = self.loss()
-            self.record(bar, total.item(), parts, "lbfgs", evaluate=True)
+            total, parts = self.evaluate_loss(backward=False)
+            self.record(bar, total, parts, "lbfgs", evaluate=True)
         self.step = max(self.step, self.total_steps)
 
     def after_step(self, bar, total, parts, stage, advance=1):
@@ -214,7 +235,7 @@ class Trainer:
 
     def record(self, bar, total, parts, stage, evaluate):
         entry = {"step": self.step, "stage": stage, "loss": total, **parts}
-        if evaluate and self.evaluate is not None:
+        if evaluate and self.evaluate is not None and self.group.is_main:
             entry.update(self.evaluate(self.model))
         self.history.append(entry)
         bar.set_postfix({k: f"{v:.2e}" for k, v in entry.items() if k in ("loss", "rel_l2")}, refresh=False)
@@ -235,7 +256,7 @@ class Trainer:
         }
 
     def save(self):
-        if not self.checkpoint:
+        if not self.checkpoint or not self.group.is_main:
             return
         self.checkpoint.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.checkpoint.with_suffix(".tmp")
@@ -243,14 +264,15 @@ class Trainer:
         os.replace(tmp, self.checkpoint)
 
     def load(self):
-        state = torch.load(self.checkpoint, weights_only=False)
+        state = torch.load(self.checkpoint, weights_only=False, map_location=self.device)
         old, new = state["config"], to_dict(self.config)
         changed = changed_settings(old, new)
         if can_continue(old, new) and not self.extra_loss:
             # A larger L-BFGS budget for a teacher continues the run where it stopped. (Distillation
             # schedules depend on the total budget, so students start again.)
-            tqdm.write(f"{self.checkpoint}: L-BFGS budget raised from {old['lbfgs_steps']} to {new['lbfgs_steps']} "
-                       f"steps; continuing from step {state['step']}")
+            if self.group.is_main:
+                tqdm.write(f"{self.checkpoint}: L-BFGS budget raised from {old['lbfgs_steps']} to "
+                           f"{new['lbfgs_steps']} steps; continuing from step {state['step']}")
         elif changed:
             raise ValueError(f"{self.checkpoint} was made with a different config (changed: {', '.join(changed)}); "
                              f"delete it to start again")
