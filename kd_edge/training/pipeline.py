@@ -93,10 +93,14 @@ def default_config(problem) -> str:
               f"[student.network]\nwidth = {student}\ndepth = 3\n")
 
 
-def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True) -> dict:
+def run(config_path, models_dir="models", runs_dir="training/runs", stages=STAGES, progress=True,
+        device=None) -> dict:
     """Train the requested stages (each resumes from its checkpoint in runs_dir; a stage whose
-    model file exists is skipped), then measure every model and write metrics.json."""
+    model file exists is skipped), then measure every model and write metrics.json. device
+    (cpu | cuda | auto) overrides the config's."""
     cfg = load_config(config_path)
+    if device is not None:
+        cfg["device"] = device
     problem = cfg["problem"]
     out, runs = Path(models_dir) / problem.name, Path(runs_dir) / problem.name
     return train_stages(cfg, out, runs, stages, progress)
