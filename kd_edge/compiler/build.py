@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kd_edge.compiler.manifest import (DOMAIN_POLICIES, LIBRARY_NAME, MANIFEST_FORMAT, MANIFEST_NAME, sha256_file,
                                        weights_sha256, write_manifest)
+from kd_edge.compiler.static import build_static, model_name
 from kd_edge.compiler.target import resolve_target
 
 BACKENDS = ("auto", "fused", "vm")
@@ -89,7 +90,8 @@ def _import_unfolded(model, example_input):
         "weights_sha256": weights_sha256(model)}
 
 
-def check_settings(target="host", backend="auto", out_of_domain="flag", check_outputs=True, tune_trials=0):
+def check_settings(target="host", backend="auto", out_of_domain="flag", check_outputs=True, tune_trials=0,
+                   static=None):
     """Check compile's settings that do not need the model; returns the resolved target. The CLI
     calls it before training, so that a typo does not surface hours later."""
     if backend not in BACKENDS:
@@ -102,12 +104,24 @@ def check_settings(target="host", backend="auto", out_of_domain="flag", check_ou
         raise ValueError(f"tune_trials must be a non-negative integer, got {tune_trials!r}")
     if tune_trials and backend == "vm":
         raise ValueError("tune_trials tunes the fused kernel; backend='vm' has none")
-    return resolve_target(target)
+    if static not in (None, True, False):
+        raise TypeError(f"static must be True, False or None (the target decides), got {static!r}")
+    spec = resolve_target(target)
+    if static or spec.bare_metal:
+        if static is False:
+            raise ValueError(f"target {spec.name!r} is a microcontroller: its artifacts are static libraries "
+                             f"(leave static unset or True)")
+        if backend == "vm":
+            raise ValueError("a static artifact is the fused kernel in a C library; backend='vm' has none")
+        if tune_trials:
+            raise ValueError("tune_trials times kernels on this CPU; a static artifact's kernel is not tuned")
+    return spec
 
 
 def compile(model, example_input=None, out_dir=None, target="host", input_names=None, output_names=None,
             backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
-            check_outputs: bool = True, tune_trials: int = 0, progress: bool = True) -> Path:
+            check_outputs: bool = True, tune_trials: int = 0, progress: bool = True, static: bool | None = None,
+            name: str | None = None) -> Path:
     """Compile a model for the CPU and write an artifact directory; return its path.
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
@@ -130,7 +144,12 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
       "cortex-a72", "armv7", "riscv64", ...: kd_edge.compiler.target.PRESETS, `kd-edge targets`) or
       a dict naming an LLVM triple and CPU. Other architectures are linked with Debian's cross
       compiler for them and need a dense chain (the fused kernel).
-    out_dir gets manifest.json and the shared library model.so.
+    static: True writes a static C library instead of a shared one: lib<name>.a and <name>.h, a
+      plain C entry point `int <name>_predict(const float* in, size_t n_points, float* out)`
+      with the runtime's screening, no heap, no libc, no global state (kd_edge.compiler.static).
+      Microcontroller targets ("cortex-m4f", "cortex-m7", "cortex-m33") always get one. name: the
+      prefix of its symbols (default <problem>_student for a kd-edge student).
+    out_dir gets manifest.json and the shared library model.so (or the static library).
     """
     import tvm
 
@@ -139,7 +158,8 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
                                          stack_bytes)
     from kd_edge.compiler.tune import tune_kernel
 
-    spec = check_settings(target, backend, out_of_domain, check_outputs, tune_trials)
+    spec = check_settings(target, backend, out_of_domain, check_outputs, tune_trials, static)
+    static = bool(static) or spec.bare_metal
     if out_dir is None:
         raise ValueError("compile needs out_dir, the artifact directory to write")
     relax_module, n_in, n_out, source = _import(model, example_input)
@@ -158,8 +178,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         try:
             layers = extract_chain(relax_module)
         except NotADenseChain as e:
-            if backend == "fused":
-                raise ValueError(f"backend='fused' needs a dense chain, but {e}") from None
+            if backend == "fused" or static:
+                wanted = "a static artifact" if static else "backend='fused'"
+                raise ValueError(f"{wanted} needs a dense chain (the fused kernel), but {e}") from None
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
             fallback_reason = str(e)
@@ -167,6 +188,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
                 raise ValueError(f"target {spec.name!r} ({spec.arch}): {VM_HOST_ONLY} ({e})") from None
             warnings.warn(f"compiling to TVM's Relax VM, not the fused kernel (10-20x slower per call): {e}",
                           FallbackWarning, stacklevel=2)
+    if static:
+        return _write_static(layers, spec, out_dir, model_name(name, model), inputs, outputs, domain, out_of_domain,
+                             check_outputs, source)
     if layers is not None:
         lanes = spec.lanes
         options, tuning = KernelOptions(), None
@@ -221,5 +245,22 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         "tvm_version": tvm.__version__,
         "target": spec.manifest_entry(),
         "source": source,
+    })
+    return out
+
+
+def _write_static(layers, spec, out_dir, name, inputs, outputs, domain, out_of_domain, check_outputs, source) -> Path:
+    import tvm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_NAME).unlink(missing_ok=True)  # no stale manifest beside a new library
+    runtime = build_static(layers, spec, out, name, inputs, outputs, domain, out_of_domain, check_outputs)
+    write_manifest(out, {
+        "format": MANIFEST_FORMAT, "library": runtime["library"], "library_sha256": sha256_file(out / runtime["library"]),
+        "runtime": runtime, "inputs": inputs, "input_width": len(inputs), "outputs": outputs,
+        "output_width": len(outputs), "domain": domain,
+        "defaults": {"out_of_domain": out_of_domain, "check_outputs": check_outputs}, "dtype": "float32",
+        "tvm_version": tvm.__version__, "target": spec.manifest_entry(), "source": source,
     })
     return out

@@ -481,3 +481,85 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
                 with T.serial(n % group) as r:
                     points([n // group * group + r])
     return ib.get()
+
+
+def _runs(activations) -> list[tuple[int, int, str]]:
+    """(start, stop, kind) of each run of units with the same activation."""
+    runs = []
+    for j, kind in enumerate(activations):
+        if runs and runs[-1][2] == kind:
+            runs[-1] = (runs[-1][0], j + 1, kind)
+        else:
+            runs.append((j, j + 1, kind))
+    return runs
+
+
+def loop_kernel_parameters(layers) -> tuple[np.ndarray, list[dict]]:
+    """The loop kernel's parameter array (float32) and where each layer's parts start in it:
+    per layer its weight (out, in) row-major, each skip matrix (sorted by source), then its bias."""
+    parts, layout, offset = [], [], 0
+    for layer in layers:
+        entry = {}
+        for key, matrix in [("weight", layer.weight)] + [(f"skip{k}", m) for k, m in sorted(layer.skips.items())] + \
+                [("bias", layer.bias)]:
+            values = np.asarray(matrix, np.float32).ravel()
+            entry[key] = offset
+            parts.append(values)
+            offset += values.size
+        layout.append(entry)
+    return np.concatenate(parts), layout
+
+
+def build_loop_kernel(layers, symbol: str):
+    """The compact kernel for microcontrollers: a plain C function
+    `void symbol(const float* x, float* y, int32_t n, const float* params)`, params being
+    loop_kernel_parameters(layers)[0] (kept in flash by the caller). Each layer is a loop over
+    its units (one per run of units with the same activation), each unit's dot product unrolled:
+    code grows with the layers' widths, not with their multiply-adds, and the weights are data
+    (4 bytes per multiply-add) instead of instructions. The unrolled kernels put them in the code:
+    24-27 KB of Cortex-M4 code for a 3x20 student, where this takes a few KB."""
+    import tvm
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    epilogue = getattr(layers, "epilogue", None)
+    d_in = int(layers[0].weight.shape[1])
+    d_out = len(epilogue) if epilogue is not None else int(layers[-1].weight.shape[0])
+    params, layout = loop_kernel_parameters(layers)
+    activation = dict(ACTIVATION_VALUES, tanh=_tanh_value, sin=_sin_value, identity=lambda e: e)
+
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(symbol)
+            T.func_attr({"global_symbol": symbol, "tirx.noalias": True, "calling_conv": 1})  # 1: plain C call
+            x, y = T.arg("x", T.handle("float32")), T.arg("y", T.handle("float32"))
+            n = T.arg("n", T.int32())
+            w = T.arg("params", T.handle("float32"))
+            X = T.decl_buffer((n, d_in), "float32", data=x)
+            Y = T.decl_buffer((n, d_out), "float32", data=y)
+            P = T.decl_buffer((int(params.size),), "float32", data=w)
+            H = [T.alloc_buffer((int(layer.weight.shape[0]),), "float32", scope="global") for layer in layers]
+            with T.serial(n) as p:
+                def output_of(src):  # layer src's output for this point (0: its input)
+                    return (lambda k: X[p, k]) if src == 0 else (lambda k, h=H[src - 1]: h[k])
+
+                for i, (layer, where) in enumerate(zip(layers, layout)):
+                    sources = [(output_of(i), where["weight"], int(layer.weight.shape[1]))]
+                    sources += [(output_of(src), where[f"skip{src}"], int(m.shape[1]))
+                                for src, m in sorted(layer.skips.items())]
+                    for start, stop, kind in _runs(layer.activations):
+                        with T.serial(stop - start) as u:
+                            j = u + start
+                            acc = P[where["bias"] + j]
+                            for value, offset, width in sources:
+                                for k in range(width):
+                                    acc = acc + P[offset + j * width + k] * value(k)
+                            T.buffer_store(H[i], activation[kind](acc), [j])
+                if epilogue is None:
+                    for k in range(d_out):
+                        T.buffer_store(Y, H[-1][k], [p, k])
+                else:
+                    emit = _epilogue_emitter(lambda i: X[p, i], lambda k: H[-1][k], lambda kind, a: activation[kind](a))
+                    for k, tree in enumerate(epilogue):
+                        T.buffer_store(Y, emit(tree), [p, k])
+    return tvm.IRModule({symbol: ib.get()}), params

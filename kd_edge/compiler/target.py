@@ -47,8 +47,16 @@ class Preset:
     debian: str = ""  # Debian package with that compiler
     qemu: str = ""  # qemu-user binary that runs it here
     qemu_cpu: str = ""  # its -cpu option, where the default CPU lacks the target's features
+    # bare-metal microcontrollers: static artifacts only, built with gcc_flags, and run in
+    # qemu-system's qemu_machine
+    bare_metal: bool = False
+    gcc_flags: tuple[str, ...] = ()
+    qemu_machine: str = ""
 
 
+# fast-math-contract: multiply-adds become vfma, as GCC's default -ffp-contract=fast makes them
+_CORTEX_M = dict(cross="arm-none-eabi", debian="gcc-arm-none-eabi", qemu="qemu-system-arm", bare_metal=True,
+                 extra={"mfloat-abi": "hard", "fast-math-contract": True})
 _ARM64 = dict(arch="aarch64", triple="aarch64-linux-gnu", mattr=("+neon",), cross="aarch64-linux-gnu",
               debian="g++-aarch64-linux-gnu", qemu="qemu-aarch64")
 PRESETS = {
@@ -77,6 +85,19 @@ PRESETS = {
                           mattr=("+m", "+a", "+f", "+d", "+c", "+v"), extra={"mabi": "lp64d"},
                           cross="riscv64-linux-gnu", debian="g++-riscv64-linux-gnu", qemu="qemu-riscv64",
                           qemu_cpu="rv64,v=true,vlen=128"),
+    # Microcontrollers (no OS): the model becomes a static C library (kd_edge.compiler.static)
+    "cortex-m4f": Preset("armv7em", "thumbv7em-none-eabihf", "cortex-m4",
+                         "Cortex-M4F microcontrollers (STM32F4, nRF52, ...): single-precision FPU, bare metal",
+                         mattr=("+vfp4d16sp",), gcc_flags=("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16"),
+                         qemu_machine="mps2-an386", **_CORTEX_M),
+    "cortex-m7": Preset("armv7em", "thumbv7em-none-eabihf", "cortex-m7",
+                        "Cortex-M7 microcontrollers (STM32F7/H7, i.MX RT): FPv5 FPU, bare metal",
+                        mattr=("+fp-armv8d16sp",), gcc_flags=("-mcpu=cortex-m7", "-mfpu=fpv5-sp-d16"),
+                        qemu_machine="mps2-an500", **_CORTEX_M),
+    "cortex-m33": Preset("armv8m", "thumbv8m.main-none-eabihf", "cortex-m33",
+                         "Cortex-M33 microcontrollers (STM32U5/L5, nRF53/54): Armv8-M with FPU, bare metal",
+                         mattr=("+fp-armv8d16sp", "+dsp"), gcc_flags=("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"),
+                         **_CORTEX_M),
 }
 TARGETS = tuple(PRESETS)
 # Keys a target dict may hold (kd_edge.compile(target={...})).
@@ -99,6 +120,9 @@ class TargetSpec:
     debian: str = ""  # Debian package with the cross compiler
     qemu: str = ""  # qemu-user binary that runs the target here ("" for the host)
     qemu_cpu: str = ""  # qemu's -cpu option for it ("" for its default CPU)
+    bare_metal: bool = False  # a microcontroller: static artifacts only
+    gcc_flags: tuple[str, ...] = ()  # what its GCC compiles C for it with, beside -mthumb -mfloat-abi=hard
+    qemu_machine: str = ""  # the qemu-system board that emulates it ("" if none is used)
 
     @property
     def is_host_arch(self) -> bool:
@@ -109,10 +133,11 @@ class TargetSpec:
                 "features": list(self.features), "tvm": self.tvm_target}
 
     def compiler(self) -> str:
-        """The C++ compiler that links this target's shared library; raises naming the package."""
+        """The C++ compiler that links this target's shared library (for a microcontroller, the C
+        compiler that builds its static library); raises naming the package."""
         if not self.cross:
             return ""
-        cxx = f"{self.cross}-g++"
+        cxx = f"{self.cross}-{'gcc' if self.bare_metal else 'g++'}"
         if shutil.which(cxx) is None:
             raise RuntimeError(f"target {self.name!r} ({self.arch}) is linked with {cxx}, which is not installed: "
                                f"apt-get install {self.debian}")
@@ -126,7 +151,7 @@ class TargetSpec:
 # kernels 31,220 -> 16,756 (latency) and 54,155 -> 41,953 (batch) instructions; armv7 unchanged, so
 # left as it was. Counted from the disassembly (benchmarks/count_point_instructions.py): estimates,
 # no board here to time them.
-NO_MACHINE_LICM = ("aarch64", "riscv64")
+NO_MACHINE_LICM = ("aarch64", "riscv64", "armv7em", "armv8m")
 
 
 def host_arch() -> str:
@@ -208,7 +233,8 @@ def resolve_target(target="host") -> TargetSpec:
         raise ValueError(f"LLVM refuses target {tvm_target}: {e}") from None
     llvm_features = set(llvm_features) | {f[1:] for f in preset.mattr if f.startswith("+")}
     return TargetSpec(name, arch, triple, cpu, _features(arch, llvm_features), tvm_target,
-                      simd_lanes(arch, llvm_features), preset.cross, preset.debian, preset.qemu, preset.qemu_cpu)
+                      simd_lanes(arch, llvm_features), preset.cross, preset.debian, preset.qemu, preset.qemu_cpu,
+                      preset.bare_metal, preset.gcc_flags, preset.qemu_machine)
 
 
 def describe_targets() -> list[tuple[str, str, str, str]]:
