@@ -175,6 +175,9 @@ ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
       info.tile_points = static_cast<std::size_t>(tile);
       info.small_max_points = static_cast<std::size_t>(small_max);
     }
+  } else if (kind == "static") {
+    bad(where, "a static artifact: " + info.library + " and its header are linked into a program (or a "
+               "microcontroller's firmware), not loaded; compile without static=True for this runtime");
   } else if (kind != "vm") {
     bad(where, "runtime kind \"" + kind + "\", this runtime runs \"fused\" and \"vm\"");
   }

@@ -286,6 +286,10 @@ def build_static(layers, spec, out: Path, name: str, inputs, outputs, domain, ou
         text, data, bss = (int(v) for v in _run([size, tmp / f"{name}.o"], "sizing").splitlines()[1].split()[:3])
     undefined = _run([_tool(spec, "nm"), "--undefined-only", library], "listing undefined symbols").split()
     undefined = sorted({u for u in undefined if u not in ("U",) and not u.endswith(":") and u != library.name})
+    foreign = [u for u in undefined if not u.startswith("__")]  # compiler-runtime helpers (libgcc) are fine
+    if foreign:
+        raise RuntimeError(f"the static library for {spec.name} needs {', '.join(foreign)} from a C library; "
+                           f"a static artifact must need nothing but the compiler's runtime (a kd-edge bug)")
     return {"kind": STATIC_KIND, "name": name, "library": library.name, "header": f"{name}.h",
             "entry": f"{name}_predict", "entry_ex": f"{name}_predict_ex", "kernel": kernel,
             "flash_bytes": text + data, "ram_bytes": data + bss, "undefined_symbols": undefined,
