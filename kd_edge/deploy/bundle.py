@@ -80,6 +80,8 @@ def bundle(model, target: str = "host", out=None, progress: bool = True) -> Path
             print(f"[bundle] compile {path} for {target}")
         kd_edge.compile(student, torch.zeros(4, len(student.problem.inputs)), artifact, target=target,
                         progress=progress)
+    if spec.bare_metal:
+        return _microcontroller_bundle(out, artifact, spec, target)
     build_runtime(spec, prefix=out, progress=progress)
     manifest = json.loads((artifact / "manifest.json").read_text())
     domain = manifest["domain"]
@@ -94,4 +96,46 @@ def bundle(model, target: str = "host", out=None, progress: bool = True) -> Path
         outputs=", ".join(manifest["outputs"]), portable=portable,
         domain="not recorded" if domain is None else ", ".join(
             f"{n} in [{lo:g}, {hi:g}]" for n, lo, hi in zip(manifest["inputs"], domain["lower"], domain["upper"]))))
+    return out
+
+
+_MCU_README = """# {name}: kd-edge bundle for {target} (bare metal)
+
+| path | what |
+|---|---|
+| `artifact/lib{name}.a` | the model: kernel and input screening, {flash} bytes of flash (code and weights), no heap, no libc, no global state |
+| `artifact/{name}.h` | `{name}_predict(in, n_points, out)` and `{name}_predict_ex(...)`, widths, names, the training domain |
+| `firmware/` | a control loop (`control_loop.c`), start-up code and a linker script for the Arm MPS2 board; `make -C firmware run` builds it and runs it in qemu-system-arm ({board}) |
+
+Inputs: {inputs}; outputs: {outputs}. Link `artifact/lib{name}.a` into your firmware, built with
+`{flags}`. The return value of `{name}_predict` is the number of points outside the training
+domain (>= 0), or a negative `KD_EDGE_STATIC_ERR_*` code (NaN/Inf input, a non-finite output, a
+point outside the domain under the reject policy, a null pointer).
+"""
+
+
+def _microcontroller_bundle(out: Path, artifact: Path, spec, target: str) -> Path:
+    """A microcontroller has no runtime to build: the static artifact, the example firmware and a README."""
+    from kd_edge.compiler.static import c_flags
+    from kd_edge.deploy.firmware import FIRMWARE
+
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    runtime, name = manifest["runtime"], manifest["runtime"]["name"]
+    firmware = out / "firmware"
+    firmware.mkdir(parents=True, exist_ok=True)
+    for f in ("startup.c", "semihost.h", "mps2.ld"):
+        shutil.copy(FIRMWARE / f, firmware / f)
+    example = SOURCE / "examples" / "cortex-m"
+    main = (example / "control_loop.c").read_text()
+    if name != "burgers_student":  # the example is written for Burgers; another model gets its names
+        main = main.replace("burgers_student", name).replace("BURGERS_STUDENT", name.upper())
+    (firmware / "control_loop.c").write_text(main)
+    cpu = " ".join(spec.gcc_flags)
+    make = (example / "Makefile").read_text().replace("MODEL ?= burgers_student", f"MODEL ?= {name}")
+    make = make.replace("CPU   ?= -mcpu=cortex-m4 -mfpu=fpv4-sp-d16", f"CPU   ?= {cpu}")
+    make = make.replace("BOARD ?= mps2-an386", f"BOARD ?= {spec.qemu_machine or 'none'}")
+    (firmware / "Makefile").write_text(make)
+    (out / "README.md").write_text(_MCU_README.format(
+        name=name, target=target, flash=runtime["flash_bytes"], board=spec.qemu_machine or "no emulated board",
+        inputs=", ".join(manifest["inputs"]), outputs=", ".join(manifest["outputs"]), flags=" ".join(c_flags(spec))))
     return out

@@ -121,11 +121,13 @@ def run_on_board(artifact, points: np.ndarray, work=None, repeat: int = 20, time
     return dict(result, heap_symbols=heap_symbols(work / "firmware.map"), elf=elf)
 
 
-def hand_written_c(layers, name: str = "baseline") -> tuple[str, str]:
+def hand_written_c(layers, name: str = "baseline", tanh: str = "libm") -> tuple[str, str]:
     """(<name>.h, <name>.c): the loop an embedded engineer writes by hand for a plain tanh MLP
-    (weights in const arrays, a dense loop per layer, tanhf from libm): the baseline the loop
-    kernel is measured against. Raises for chains it does not cover (feature layers, epilogues,
-    skips, other activations)."""
+    (weights in const arrays, a dense loop per layer): the baseline the loop kernel is measured
+    against. tanh: "libm" (tanhf) or "rational" (the kernel's own approximation, written in C: how
+    much of the difference is the activation). Raises for chains it does not cover (feature
+    layers, epilogues, skips, other activations)."""
+    from kd_edge.compiler.kernel import _TANH_CLAMP, _TANH_P, _TANH_Q
     from kd_edge.compiler.static import _floats
 
     if getattr(layers, "epilogue", None) is not None or any(l.skips for l in layers):
@@ -141,16 +143,24 @@ def hand_written_c(layers, name: str = "baseline") -> tuple[str, str]:
                       f"{'y' if i == len(layers) - 1 else f'h{(i + 1) % 2}'}, {int(i < len(layers) - 1)});"
                       for i in range(len(layers)))
     h = (f"#include <stddef.h>\nint {name}_predict(const float* in, size_t n_points, float* out);\n")
-    c = f"""#include <math.h>
-#include <stddef.h>
+    if tanh == "libm":
+        activation = "#include <math.h>\n#define TANH tanhf\n"
+    elif tanh == "rational":
+        poly = lambda c: " + s * (".join(f"{v!r}f" for v in c) + ")" * (len(c) - 1)  # noqa: E731 (Horner)
+        activation = (f"static inline float TANH(float v) {{\n  v = v > {_TANH_CLAMP!r}f ? {_TANH_CLAMP!r}f : "
+                      f"v < -{_TANH_CLAMP!r}f ? -{_TANH_CLAMP!r}f : v;\n  const float s = v * v;\n"
+                      f"  return v * ({poly(_TANH_P)}) / ({poly(_TANH_Q)});\n}}\n")
+    else:
+        raise ValueError(f"tanh must be 'libm' or 'rational', got {tanh!r}")
+    c = f"""#include <stddef.h>
 #include "{name}.h"
-{arrays}
+{activation}{arrays}
 static inline void dense(const float* w, const float* b, int n_in, int n_out, const float* in, float* out,
                          int activate) {{
   for (int j = 0; j < n_out; ++j) {{
     float acc = b[j];
     for (int k = 0; k < n_in; ++k) acc += w[j * n_in + k] * in[k];
-    out[j] = activate ? tanhf(acc) : acc;
+    out[j] = activate ? TANH(acc) : acc;
   }}
 }}
 
@@ -167,12 +177,12 @@ int {name}_predict(const float* in, size_t n_points, float* out) {{
     return h, c
 
 
-def build_hand_written(layers, spec, work) -> Path:
+def build_hand_written(layers, spec, work, tanh: str = "libm") -> Path:
     """The hand-written baseline compiled with the target's GCC at -O3 into work/ as a static
     library in the shape of an artifact (manifest.json, baseline.h, libbaseline.a)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    h, c = hand_written_c(layers)
+    h, c = hand_written_c(layers, tanh=tanh)
     (work / "baseline.h").write_text(h)
     (work / "baseline.c").write_text(c)
     command = [f"{spec.cross}-gcc", *c_flags(spec), "-std=c99", "-O3", "-c", str(work / "baseline.c"),

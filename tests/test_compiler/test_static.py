@@ -9,8 +9,10 @@ twice ONNX Runtime's distance where float32 cannot get that close (wave: 3e-5, w
 PyTorch itself is 7e-6 off). Needs gcc-arm-none-eabi and qemu-system-arm (.ci/run installs
 them); skipped, naming them, without."""
 
+import copy
 import ctypes
 import json
+import re
 import shutil
 import subprocess
 
@@ -45,13 +47,7 @@ def compile_static(model, out, **kwargs):
 
 def float64(model, x):
     with torch.no_grad():
-        return copy_double(model)(torch.from_numpy(x).double()).numpy()
-
-
-def copy_double(model):
-    import copy
-
-    return copy.deepcopy(model).double()
+        return copy.deepcopy(model).double()(torch.from_numpy(x).double()).numpy()
 
 
 @pytest.mark.slow
@@ -281,3 +277,19 @@ def test_firmware_needs_a_static_artifact(tmp_path):
     artifact = compile_static(student("burgers"), tmp_path / "artifact")  # a shared, loadable one
     with pytest.raises(ValueError, match="firmware links static ones"):
         run_on_board(artifact, np.zeros((1, 2), np.float32))
+
+
+def test_a_microcontroller_bundle_builds_and_runs_its_control_loop(tmp_path):
+    """kd-edge bundle for a Cortex-M4F: the artifact and the README's control loop, which its
+    Makefile builds and runs in the emulated board."""
+    need_board()
+    from kd_edge.deploy import bundle
+
+    out = bundle("burgers", "cortex-m4f", tmp_path / "m4", progress=False)
+    done = subprocess.run(["make", "-C", str(out / "firmware"), "run"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    bits = [int(b, 16) for b in re.findall(r"^u ([0-9a-f]{8})", done.stdout + done.stderr, re.M)]
+    x = np.array([[0.5, t] for t in (0.0, 0.25, 0.5, 0.75, 1.0)], np.float32)
+    np.testing.assert_allclose(np.array(bits, np.uint32).view(np.float32), float64(student("burgers"), x)[:, 0],
+                               atol=1e-5)
+    assert "libburgers_student.a" in (out / "README.md").read_text()
