@@ -278,8 +278,13 @@ def build_static(layers, spec, out: Path, name: str, inputs, outputs, domain, ou
         # conversions) become local, so two models link side by side; the kernel's unwind tables
         # go (C callers never unwind through it, and they would pull in libgcc's unwinder).
         keep = [f"--keep-global-symbol={name}_predict", f"--keep-global-symbol={name}_predict_ex"]
+        # LLVM's object has no .note.GNU-stack, which tells a Linux linker the code needs an
+        # executable stack; an empty one says it does not.
+        (tmp / "empty").write_bytes(b"")
         _run([objcopy, *keep, "--remove-section=.ARM.exidx*", "--remove-section=.ARM.extab*", "--strip-unneeded",
-              tmp / "model.o", tmp / f"{name}.o"], "localising the model's symbols")
+              "--remove-section=.note.GNU-stack", f"--add-section=.note.GNU-stack={tmp / 'empty'}",
+              "--set-section-flags=.note.GNU-stack=contents,readonly", tmp / "model.o", tmp / f"{name}.o"],
+             "localising the model's symbols")
         library = out / f"lib{name}.a"
         library.unlink(missing_ok=True)
         _run([ar, "rcs", library, tmp / f"{name}.o"], "archiving")

@@ -97,7 +97,7 @@ PRESETS = {
     "cortex-m33": Preset("armv8m", "thumbv8m.main-none-eabihf", "cortex-m33",
                          "Cortex-M33 microcontrollers (STM32U5/L5, nRF53/54): Armv8-M with FPU, bare metal",
                          mattr=("+fp-armv8d16sp", "+dsp"), gcc_flags=("-mcpu=cortex-m33", "-mfpu=fpv5-sp-d16"),
-                         **_CORTEX_M),
+                         qemu_machine="mps2-an505", **_CORTEX_M),
 }
 TARGETS = tuple(PRESETS)
 # Keys a target dict may hold (kd_edge.compile(target={...})).

@@ -117,14 +117,15 @@ point outside the domain under the reject policy, a null pointer).
 def _microcontroller_bundle(out: Path, artifact: Path, spec, target: str) -> Path:
     """A microcontroller has no runtime to build: the static artifact, the example firmware and a README."""
     from kd_edge.compiler.static import c_flags
-    from kd_edge.deploy.firmware import FIRMWARE
+    from kd_edge.deploy.firmware import FIRMWARE, linker_script
 
     manifest = json.loads((artifact / "manifest.json").read_text())
     runtime, name = manifest["runtime"], manifest["runtime"]["name"]
     firmware = out / "firmware"
     firmware.mkdir(parents=True, exist_ok=True)
-    for f in ("startup.c", "semihost.h", "mps2.ld"):
+    for f in ("startup.c", "semihost.h"):
         shutil.copy(FIRMWARE / f, firmware / f)
+    shutil.copy(linker_script(spec), firmware / "board.ld")
     example = SOURCE / "examples" / "cortex-m"
     main = (example / "control_loop.c").read_text()
     if name != "burgers_student":  # the example is written for Burgers; another model gets its names

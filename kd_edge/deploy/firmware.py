@@ -21,6 +21,13 @@ from kd_edge.compiler.static import STATIC_KIND, c_flags
 from kd_edge.compiler.target import PRESETS, resolve_target
 
 FIRMWARE = Path(__file__).with_name("firmware")
+LINKER_SCRIPTS = {"mps2-an505": "mps2-an505.ld"}  # by qemu board; the others: mps2.ld
+
+
+def linker_script(spec) -> Path:
+    return FIRMWARE / LINKER_SCRIPTS.get(spec.qemu_machine, "mps2.ld")
+
+
 HEAP_SYMBOLS = ("malloc", "_malloc_r", "calloc", "realloc", "free", "_free_r", "_sbrk", "_sbrk_r")
 
 
@@ -64,10 +71,10 @@ def build_firmware(artifact, points: np.ndarray, work, repeat: int = 20, main: P
     (work / "points.h").write_text(points_header(points, manifest["output_width"]))
     elf = work / "firmware.elf"
     command = [f"{spec.cross}-gcc", *c_flags(spec), "-std=c99", "-O2", "-Wall", "-Wextra", "-nostdlib",
-               "-nostartfiles", "-T", str(FIRMWARE / "mps2.ld"), f"-I{artifact}", f"-I{FIRMWARE}", f"-I{work}",
+               "-nostartfiles", "-T", str(linker_script(spec)), f"-I{artifact}", f"-I{FIRMWARE}", f"-I{work}",
                f"-DMODEL={runtime['name']}", f'-DMODEL_HEADER="{runtime["header"]}"', f"-DREPEAT={repeat}",
                str(FIRMWARE / "startup.c"), str(main or FIRMWARE / "harness.c"), str(artifact / runtime["library"]),
-               *runtime.get("link", []), "-lgcc", f"-Wl,-Map={work / 'firmware.map'}", "-Wl,--gc-sections", "-o", str(elf)]
+               *runtime.get("link", []), "-lgcc", f"-Wl,-Map={work / 'firmware.map'}", "-Wl,--gc-sections", "-Wl,-z,noexecstack", "-o", str(elf)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"building the firmware failed ({' '.join(command)}):\n{done.stderr[-3000:]}")

@@ -1,5 +1,6 @@
 """Static artifacts: a student as a C library. Every shipped student on an emulated Cortex-M4
-board (qemu-system-arm's mps2-an386) against float64 PyTorch on its whole reference grid, with
+board (qemu-system-arm's mps2-an386; the Burgers student also on mps2-an500, a Cortex-M7, and
+mps2-an505, a Cortex-M33) against float64 PyTorch on its whole reference grid, with
 no heap in the firmware; the generated header as C99 and C++17; the C wrapper's screening (on
 the host, through the same generated code); two models in one program; a Linux static library
 for aarch64 under qemu-user; and the errors.
@@ -67,13 +68,15 @@ def test_shipped_student_on_an_emulated_cortex_m4(problem, tmp_path):
     assert runtime["flash_bytes"] <= 32 * 1024
 
 
-def test_a_cortex_m7_board_runs_the_burgers_student(tmp_path):
-    need_board("cortex-m7")
+@pytest.mark.parametrize("target", ["cortex-m7", "cortex-m33"])
+def test_cortex_m7_and_m33_boards_run_the_burgers_student(target, tmp_path):
+    need_board(target)
     model = student("burgers")
-    artifact = compile_static(model, tmp_path / "artifact", target="cortex-m7")
+    artifact = compile_static(model, tmp_path / "artifact", target=target)
     x = np.random.default_rng(0).uniform(*model.problem.bounds, (200, 2)).astype(np.float32)
     result = run_on_board(artifact, x, work=tmp_path / "firmware", repeat=1)
     check_against_float64(model, x, result["outputs"], float64(model, x))
+    assert result["heap_symbols"] == []
 
 
 @pytest.mark.parametrize("target", ["cortex-m4f", "cortex-m7", "cortex-m33", "host"])

@@ -7,7 +7,8 @@
 extern uint32_t _sidata, _sdata, _edata, _sbss, _ebss, _estack;
 int main(void);
 
-void reset_handler(void) {
+/* no loop-to-memcpy/memset rewriting: there is no C library to call */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) void reset_handler(void) {
   uint32_t *src = &_sidata, *dst = &_sdata;
   while (dst < &_edata) *dst++ = *src++;
   for (dst = &_sbss; dst < &_ebss; ++dst) *dst = 0;
