@@ -121,7 +121,7 @@ def check_settings(target="host", backend="auto", out_of_domain="flag", check_ou
 def compile(model, example_input=None, out_dir=None, target="host", input_names=None, output_names=None,
             backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
             check_outputs: bool = True, tune_trials: int = 0, progress: bool = True, static: bool | None = None,
-            name: str | None = None) -> Path:
+            name: str | None = None, derivatives=None) -> Path:
     """Compile a model for the CPU and write an artifact directory; return its path.
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
@@ -149,6 +149,10 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
       with the runtime's screening, no heap, no libc, no global state (kd_edge.compiler.static).
       Microcontroller targets ("cortex-m4f", "cortex-m7", "cortex-m33") always get one. name: the
       prefix of its symbols (default <problem>_student for a kd-edge student).
+    derivatives: names in the problem's notation ("u_x", "u_xx", "u_xt", ...; "jacobian": every
+      first derivative of every output), computed by the fused kernel in the same pass as the
+      value (kd_edge.compiler.derivatives) and returned as extra output columns after the outputs,
+      named as asked. Needs a dense chain of tanh, sin and linear layers (hard constraints included).
     out_dir gets manifest.json and the shared library model.so (or the static library).
     """
     import tvm
@@ -172,14 +176,24 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         output_names = problem.outputs if output_names is None else output_names
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
+    if derivatives is not None:
+        from kd_edge.compiler.derivatives import parse_derivatives
+
+        derivatives = parse_derivatives(derivatives, inputs, outputs)
+        if static:
+            raise ValueError("derivatives are not compiled into static artifacts yet; compile a shared one")
+        if backend == "vm":
+            raise ValueError("derivatives are computed by the fused kernel; backend='vm' has none")
+        if tune_trials:
+            raise ValueError("tune_trials tunes the value kernel; the derivative kernel is not tuned")
     cxx = spec.compiler()  # before the slow part: a missing cross compiler fails first
     layers, fallback_reason = None, None
     if backend != "vm":
         try:
             layers = extract_chain(relax_module)
         except NotADenseChain as e:
-            if backend == "fused" or static:
-                wanted = "a static artifact" if static else "backend='fused'"
+            if backend == "fused" or static or derivatives:
+                wanted = "a static artifact" if static else "derivatives" if derivatives else "backend='fused'"
                 raise ValueError(f"{wanted} needs a dense chain (the fused kernel), but {e}") from None
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
@@ -196,11 +210,19 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         options, tuning = KernelOptions(), None
         if tune_trials:
             options, tuning = tune_kernel(layers, lanes, spec, tune_trials, progress)
-        executable = tvm.compile(build_kernel_module(layers, lanes, options),
-                                 target=tvm.target.Target(spec.tvm_target))
+        if derivatives:
+            from kd_edge.compiler.derivatives import build_derivative_kernel
+
+            module = tvm.IRModule({entry: build_derivative_kernel(layers, lanes, derivatives, entry, parallel)
+                                   for entry, parallel in ((ENTRY, False), (PARALLEL_ENTRY, True))})
+        else:
+            module = build_kernel_module(layers, lanes, options)
+        executable = tvm.compile(module, target=tvm.target.Target(spec.tvm_target))
+        # the latency kernel computes values only: an artifact with derivatives has none
+        small = {} if derivatives else {"small_entry": SMALL_ENTRY, "tile_points": lanes,
+                                        "small_max_points": small_max_points(lanes)}
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
-                   "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes,
-                   "small_entry": SMALL_ENTRY, "tile_points": lanes, "small_max_points": small_max_points(lanes),
+                   "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes, **small,
                    "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),
                    "stack_bytes": stack_bytes(layers, lanes),
                    # [inputs, outputs, activations] per layer, then the layers whose outputs it
@@ -210,6 +232,10 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
                    "multiply_adds": sum(l.multiply_adds for l in layers)}
         if layers.epilogue is not None:
             runtime["epilogue"] = {"outputs": len(layers.epilogue), "operations": epilogue_operations(layers.epilogue)}
+        if derivatives:
+            runtime["derivatives"] = [{"name": d, "output": outputs[k], "by": [inputs[q] for q in wrt]}
+                                      for d, k, wrt in derivatives]
+            outputs = outputs + [d for d, _, _ in derivatives]
     else:
         if not spec.is_host_arch:
             raise ValueError(f"target {spec.name!r} ({spec.arch}): {VM_HOST_ONLY}")

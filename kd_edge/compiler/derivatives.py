@@ -1,0 +1,295 @@
+"""Derivatives of a dense chain in the fused kernel, by forward-mode propagation: each unit
+carries its value, its first derivatives by the inputs asked for (tangents) and, for second
+derivatives, the second-order terms, through every layer and the epilogue (hard constraints
+included) in the same pass. The derivatives are by the artifact's own inputs: the input
+normalisation sits in the first layer's weights, so it is differentiated with the rest.
+
+Names follow the problem notation used by the equations: an output, "_", then one input name
+per differentiation ("u_x", "u_xx", "u_xt", "p_y"); "jacobian" is every first derivative of
+every output.
+"""
+
+import math
+
+import numpy as np
+
+ACTIVATIONS = ("tanh", "sin", "identity")  # those the derivative kernel differentiates
+MAX_ORDER = 2
+
+
+def parse_derivatives(requested, inputs, outputs) -> list[tuple[str, int, tuple[int, ...]]]:
+    """[(name, output index, input indices)] for the requested names, in order; raises naming the
+    valid choices."""
+    if isinstance(requested, str):
+        requested = [requested]
+    if not requested or not all(isinstance(r, str) for r in requested):
+        raise ValueError(f"derivatives must be a list of names like {outputs[0]}_{inputs[0]}, got {requested!r}")
+    if any(len(name) != 1 for name in inputs):
+        raise ValueError(f"derivative names are written with one character per input ({outputs[0]}_xx); this "
+                         f"model's inputs are {', '.join(inputs)}: give input_names of one character each")
+    example = f"{outputs[0]}_{inputs[0]}, {outputs[0]}_{inputs[0] * 2}"
+    parsed, seen = [], set()
+    for name in requested:
+        expanded = ([f"{o}_{i}" for o in outputs for i in inputs] if name == "jacobian" else [name])
+        for key in expanded:
+            output, sep, wrt = key.partition("_")
+            if output not in outputs or not sep or not wrt or any(c not in inputs for c in wrt):
+                raise ValueError(f"unknown derivative {key!r}: outputs are {', '.join(outputs)} and inputs "
+                                 f"{', '.join(inputs)}; write e.g. {example}, or 'jacobian'")
+            if len(wrt) > MAX_ORDER:
+                raise ValueError(f"derivative {key!r} is of order {len(wrt)}; the kernel computes up to {MAX_ORDER}")
+            index = (outputs.index(output), tuple(sorted(inputs.index(c) for c in wrt)))
+            if index in seen:
+                raise ValueError(f"derivative {key!r} is asked for twice (u_xt and u_tx are the same)")
+            seen.add(index)
+            parsed.append((key, *index))
+    return parsed
+
+
+class _Dual:
+    """A value with its first derivatives {q: expr} and second ones {(q, r): expr}, q <= r;
+    a missing key is zero."""
+
+    def __init__(self, value, first=None, second=None):
+        self.value, self.first, self.second = value, first or {}, second or {}
+
+
+def _add(a: _Dual, b: _Dual, subtract: bool = False) -> _Dual:
+    from kd_edge.compiler.kernel import _c
+
+    def combine(x, y):
+        if y is None:
+            return x
+        if subtract:
+            return _c(-1.0) * y if x is None else x - y
+        return y if x is None else x + y
+
+    value = a.value - b.value if subtract else a.value + b.value
+    return _Dual(value, {k: combine(a.first.get(k), b.first.get(k)) for k in a.first.keys() | b.first.keys()},
+                 {k: combine(a.second.get(k), b.second.get(k)) for k in a.second.keys() | b.second.keys()})
+
+
+def _scale(expr, factor):
+    return None if expr is None else expr * factor
+
+
+def _sum(*terms):
+    terms = [t for t in terms if t is not None]
+    if not terms:
+        return None
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+def _chain_rule(a: _Dual, value, d1, d2, pairs) -> _Dual:
+    """f(a) for f with value, f' = d1 and f'' = d2 at a.value (d2 None: f'' = 0)."""
+    first = {q: _scale(e, d1) for q, e in a.first.items()}
+    second = {}
+    for q, r in pairs:
+        aq, ar = a.first.get(q), a.first.get(r)
+        curvature = aq * ar * d2 if d2 is not None and aq is not None and ar is not None else None
+        term = _sum(curvature, _scale(a.second.get((q, r)), d1))
+        if term is not None:
+            second[(q, r)] = term
+    return _Dual(value, {q: e for q, e in first.items() if e is not None}, second)
+
+
+def _product(a: _Dual, b: _Dual, pairs) -> _Dual:
+    first = {q: _sum(_scale(a.first.get(q), b.value), _scale(b.first.get(q), a.value))
+             for q in a.first.keys() | b.first.keys()}
+    second = {}
+    for q, r in pairs:
+        term = _sum(_scale(a.second.get((q, r)), b.value), _scale(b.second.get((q, r)), a.value),
+                    a.first[q] * b.first[r] if q in a.first and r in b.first else None,
+                    a.first[r] * b.first[q] if r in a.first and q in b.first else None)
+        if term is not None:
+            second[(q, r)] = term
+    return _Dual(a.value * b.value, {q: e for q, e in first.items() if e is not None}, second)
+
+
+def _activation(kind: str, a: _Dual, pairs, let) -> _Dual:
+    """kind(a) with its derivatives; let(expr) binds a value computed once."""
+    from kd_edge.compiler.kernel import _c, _sin_value, _tanh_value
+
+    if kind == "identity":
+        return a
+    if kind == "tanh":
+        t = let(_tanh_value(a.value))
+        d1 = let(_c(1.0) - t * t)
+        return _chain_rule(a, t, d1, _c(-2.0) * t * d1, pairs)
+    if kind == "sin":
+        s = let(_sin_value(a.value))
+        cos = let(_sin_value(a.value + _c(math.pi / 2)))
+        return _chain_rule(a, s, cos, _c(-1.0) * s, pairs)
+    raise ValueError(f"derivatives through {kind!r} are not compiled yet; the derivative kernel takes "
+                     f"{', '.join(ACTIVATIONS)}")
+
+
+def check_differentiable(layers):
+    kinds = {k for layer in layers for k in layer.activations}
+    kinds |= {node[0] for tree in (layers.epilogue or []) for node in _walk(tree)} & {"sin", "tanh"}
+    unsupported = sorted(kinds - set(ACTIVATIONS))
+    if unsupported:
+        raise ValueError(f"derivatives through {', '.join(unsupported)} are not compiled yet; the derivative kernel "
+                         f"takes {', '.join(ACTIVATIONS)}")
+
+
+def _walk(node):
+    yield node
+    if node[0] not in ("lin", "out", "const"):
+        for child in node[1:]:
+            yield from _walk(child)
+
+
+def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel: bool):
+    """A PrimFunc like the batch kernel's (X (n, d_in) -> Y (n, d_out + len(derivatives)), points
+    across `lanes` SIMD lanes, any n), writing each point's outputs and then the derivatives
+    parse_derivatives returned."""
+    import tvm
+    from tvm import tirx
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    from kd_edge.compiler.kernel import _c
+
+    check_differentiable(layers)
+    epilogue = layers.epilogue
+    d_in = int(layers[0].weight.shape[1])
+    n_out = layers.n_outputs
+    width = n_out + len(derivatives)
+    firsts = sorted({q for _, _, wrt in derivatives for q in wrt})
+    pairs = sorted({wrt for _, _, wrt in derivatives if len(wrt) == 2})
+
+    count = 0
+
+    class Counter:  # stands for the slots in the dry run
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            nonlocal count
+            count += 1
+            return T.alloc_buffer((1,), "float32", scope="global")
+
+    with IRBuilder():
+        with T.prim_func():
+            xs = T.match_buffer(T.arg("x", T.handle()), (1, d_in), "float32")
+            ys = T.match_buffer(T.arg("y", T.handle()), (1, width), "float32")
+            _point_body(layers, xs, ys, 0, 0, Counter(), derivatives, firsts, pairs, n_out, T)
+
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(name)
+            T.func_attr({"global_symbol": name, "tirx.noalias": True})
+            x, y = T.arg("x", T.handle()), T.arg("y", T.handle())
+            n = T.int64()
+            X = T.match_buffer(x, (n, d_in), "float32", align=4, offset_factor=1)
+            Y = T.match_buffer(y, (n, width), "float32", align=4, offset_factor=1)
+
+            # The slots are allocated outside the vectorised loop (inside it, TVM's vectoriser
+            # gets them wrong), one stack vector each: a dry run of point() counts them.
+            def slots(w):
+                return [T.alloc_buffer((w,), "float32", scope="global") for _ in range(count)]
+
+            tiles = T.parallel(n // lanes) if parallel else T.serial(n // lanes)
+            with tiles as t:
+                vectors = slots(lanes)
+                with T.vectorized(lanes) as lane:
+                    _point_body(layers, X, Y, t * lanes + lane, lane, vectors, derivatives, firsts, pairs, n_out, T)
+            with T.serial(n % lanes) as r:
+                _point_body(layers, X, Y, n // lanes * lanes + r, 0, slots(1), derivatives, firsts, pairs, n_out, T)
+    return ib.get()
+
+
+def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_out, T):
+    """One point (or one vector of points, across `lane`): outputs, then derivatives, into Y."""
+    from kd_edge.compiler.kernel import _c
+
+    epilogue, d_in = layers.epilogue, int(layers[0].weight.shape[1])
+    free = iter(slots)
+
+    def let(expr):  # a value used more than once, computed once: through a stack slot
+        buffer = next(free)
+        T.buffer_store(buffer, expr, [lane])
+        return buffer[lane]
+
+    def stored(d: _Dual) -> _Dual:
+        return _Dual(let(d.value), {q: let(e) for q, e in d.first.items()},
+                     {p: let(e) for p, e in d.second.items()})
+
+    inputs = [_Dual(X[index, k], {k: _c(1.0)} if k in firsts else {}) for k in range(d_in)]
+    previous = {0: inputs}
+    for i, layer in enumerate(layers, 1):
+        units = []
+        sources = [(previous[i - 1], np.asarray(layer.weight))]
+        sources += [(previous[src], np.asarray(m)) for src, m in sorted(layer.skips.items())]
+        for j in range(layer.weight.shape[0]):
+            value = _c(layer.bias[j])
+            first, second = {}, {}
+            for duals, matrix in sources:
+                for k, dual in enumerate(duals):
+                    weight = float(matrix[j, k])
+                    if weight == 0.0:
+                        continue
+                    value = value + _c(weight) * dual.value
+                    for q, e in dual.first.items():
+                        first[q] = _sum(first.get(q), _c(weight) * e)
+                    for p, e in dual.second.items():
+                        second[p] = _sum(second.get(p), _c(weight) * e)
+            z = stored(_Dual(value, first, second))
+            units.append(stored(_activation(layer.activations[j], z, pairs, let)))
+        previous[i] = units
+    outs = previous[len(layers)]
+    if epilogue is not None:
+        outs = _epilogue_duals(epilogue, previous[0], outs, pairs, let)
+    for k in range(n_out):
+        T.buffer_store(Y, outs[k].value, [index, k])
+    for column, (_, k, wrt) in enumerate(derivatives, n_out):
+        d = outs[k].first.get(wrt[0]) if len(wrt) == 1 else outs[k].second.get(wrt)
+        T.buffer_store(Y, d if d is not None else _c(0.0), [index, column])
+
+
+def _epilogue_duals(trees, inputs, outs, pairs, let):
+    """Each epilogue tree as a _Dual of the point's inputs and the chain's outputs."""
+    from kd_edge.compiler.kernel import _c
+
+    memo = {}
+
+    def emit(node):
+        if id(node) in memo:
+            return memo[id(node)]
+        kind = node[0]
+        if kind == "lin":
+            terms = [(w, inputs[i]) for i, w in enumerate(node[1]) if w]
+            value = _c(node[2])
+            first = {}
+            for w, dual in terms:
+                value = value + _c(w) * dual.value
+                for q in dual.first:
+                    first[q] = _sum(first.get(q), _c(w))
+            result = _Dual(value, first)
+        elif kind == "out":
+            result = outs[node[1]]
+        elif kind == "const":
+            result = _Dual(_c(node[1]))
+        elif kind in ("add", "sub"):
+            result = _add(emit(node[1]), emit(node[2]), subtract=kind == "sub")
+        elif kind == "mul":
+            result = _product(emit(node[1]), emit(node[2]), pairs)
+        elif kind == "div":
+            a, b = emit(node[1]), emit(node[2])
+            inverse = let(_c(1.0) / b.value)
+            # 1/b: value 1/b, first -b'/b^2, second (2 b'_q b'_r / b - b''_qr) / b^2
+            reciprocal = _chain_rule(b, inverse, _c(-1.0) * inverse * inverse,
+                                     _c(2.0) * inverse * inverse * inverse, pairs)
+            result = _product(a, reciprocal, pairs)
+        elif kind in ("sin", "tanh"):
+            result = _activation(kind, emit(node[1]), pairs, let)
+        else:
+            raise ValueError(f"cannot differentiate the epilogue operation {kind!r}")
+        memo[id(node)] = result
+        return result
+
+    return [emit(tree) for tree in trees]
