@@ -121,7 +121,7 @@ def check_settings(target="host", backend="auto", out_of_domain="flag", check_ou
 def compile(model, example_input=None, out_dir=None, target="host", input_names=None, output_names=None,
             backend: str = "auto", input_bounds=None, out_of_domain: str = "flag",
             check_outputs: bool = True, tune_trials: int = 0, progress: bool = True, static: bool | None = None,
-            name: str | None = None, derivatives=None) -> Path:
+            name: str | None = None, derivatives=None, residual: bool = False) -> Path:
     """Compile a model for the CPU and write an artifact directory; return its path.
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
@@ -153,6 +153,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
       first derivative of every output), computed by the fused kernel in the same pass as the
       value (kd_edge.compiler.derivatives) and returned as extra output columns after the outputs,
       named as asked. Needs a dense chain of tanh, sin and linear layers (hard constraints included).
+    residual: True adds the problem's PDE residual (one column per equation, "residual" or
+      "residual_0", ...), traced from the problem's own equations (kd_edge.compiler.residual) and
+      computed from the kernel's derivatives. Needs a model that knows its problem (kd_edge.load_model).
     out_dir gets manifest.json and the shared library model.so (or the static library).
     """
     import tvm
@@ -176,10 +179,16 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         output_names = problem.outputs if output_names is None else output_names
     inputs = _column_names(input_names, n_in, "x", "input")
     outputs = _column_names(output_names, n_out, "y", "output")
+    if not isinstance(residual, bool):
+        raise TypeError(f"residual must be True or False, got {residual!r}")
+    residual_trees = None
+    if residual:
+        residual_trees = _residual(problem, inputs, outputs)
+        derivatives = derivatives or []
     if derivatives is not None:
         from kd_edge.compiler.derivatives import parse_derivatives
 
-        derivatives = parse_derivatives(derivatives, inputs, outputs)
+        derivatives = parse_derivatives(derivatives, inputs, outputs) if derivatives or not residual else []
         if static:
             raise ValueError("derivatives are not compiled into static artifacts yet; compile a shared one")
         if backend == "vm":
@@ -192,9 +201,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         try:
             layers = extract_chain(relax_module)
         except NotADenseChain as e:
-            if backend == "fused" or static or derivatives:
-                wanted = "a static artifact" if static else "derivatives" if derivatives else "backend='fused'"
-                raise ValueError(f"{wanted} needs a dense chain (the fused kernel), but {e}") from None
+            if backend == "fused" or static or derivatives is not None:
+                wanted = "a static artifact" if static else ("derivatives" if not residual else "a residual") if derivatives is not None else "backend='fused'"
+                raise ValueError(f"{wanted} needs a dense chain, but {e}") from None
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
             fallback_reason = str(e)
@@ -210,16 +219,17 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         options, tuning = KernelOptions(), None
         if tune_trials:
             options, tuning = tune_kernel(layers, lanes, spec, tune_trials, progress)
-        if derivatives:
+        if derivatives is not None:
             from kd_edge.compiler.derivatives import build_derivative_kernel
 
-            module = tvm.IRModule({entry: build_derivative_kernel(layers, lanes, derivatives, entry, parallel)
+            module = tvm.IRModule({entry: build_derivative_kernel(layers, lanes, derivatives, entry, parallel,
+                                                                  residual_trees)
                                    for entry, parallel in ((ENTRY, False), (PARALLEL_ENTRY, True))})
         else:
             module = build_kernel_module(layers, lanes, options)
         executable = tvm.compile(module, target=tvm.target.Target(spec.tvm_target))
         # the latency kernel computes values only: an artifact with derivatives has none
-        small = {} if derivatives else {"small_entry": SMALL_ENTRY, "tile_points": lanes,
+        small = {} if derivatives is not None else {"small_entry": SMALL_ENTRY, "tile_points": lanes,
                                         "small_max_points": small_max_points(lanes)}
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
                    "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes, **small,
@@ -235,7 +245,12 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         if derivatives:
             runtime["derivatives"] = [{"name": d, "output": outputs[k], "by": [inputs[q] for q in wrt]}
                                       for d, k, wrt in derivatives]
-            outputs = outputs + [d for d, _, _ in derivatives]
+        if residual_trees is not None:
+            from kd_edge.compiler.residual import residual_names
+
+            runtime["residual"] = {"names": residual_names(problem), "problem": problem.name,
+                                   "coefficients": problem.coefficients}
+        outputs = outputs + [d for d, _, _ in derivatives or []] + (runtime.get("residual") or {}).get("names", [])
     else:
         if not spec.is_host_arch:
             raise ValueError(f"target {spec.name!r} ({spec.arch}): {VM_HOST_ONLY}")
@@ -290,3 +305,21 @@ def _write_static(layers, spec, out_dir, name, inputs, outputs, domain, out_of_d
         "tvm_version": tvm.__version__, "target": spec.manifest_entry(), "source": source,
     })
     return out
+
+
+def _residual(problem, inputs, outputs):
+    """(trees, {field key: (output index, input indices)}) of the problem's residual, for the kernel."""
+    from kd_edge.compiler.derivatives import parse_derivatives
+    from kd_edge.compiler.residual import field_keys, trace_residual
+
+    if problem is None:
+        raise ValueError("residual=True compiles the problem's equations, but this model has no problem: load it "
+                         "with kd_edge.load_model, or compile its derivatives and evaluate the residual yourself")
+    if tuple(inputs) != tuple(problem.inputs) or tuple(outputs) != tuple(problem.outputs):
+        raise ValueError(f"residual=True needs the problem's names: inputs {', '.join(problem.inputs)} and outputs "
+                         f"{', '.join(problem.outputs)}, got {', '.join(inputs)} and {', '.join(outputs)}")
+    trees = trace_residual(problem)
+    keys = [k for k in field_keys(trees) if "_" in k]
+    parsed = {name: (k, wrt) for name, k, wrt in (parse_derivatives(keys, inputs, outputs) if keys else [])}
+    parsed.update({name: (outputs.index(name), ()) for name in field_keys(trees) if "_" not in name})
+    return trees, parsed

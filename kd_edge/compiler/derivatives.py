@@ -143,10 +143,11 @@ def _walk(node):
             yield from _walk(child)
 
 
-def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel: bool):
-    """A PrimFunc like the batch kernel's (X (n, d_in) -> Y (n, d_out + len(derivatives)), points
-    across `lanes` SIMD lanes, any n), writing each point's outputs and then the derivatives
-    parse_derivatives returned."""
+def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel: bool, residual=None):
+    """A PrimFunc like the batch kernel's (X (n, d_in) -> Y (n, d_out + len(derivatives) [+ residuals]),
+    points across `lanes` SIMD lanes, any n), writing each point's outputs, then the derivatives
+    parse_derivatives returned, then each residual. residual: (trees, {field key: (output, inputs)})
+    from kd_edge.compiler.residual, or None."""
     import tvm
     from tvm import tirx
     from tvm.script.ir_builder import IRBuilder
@@ -158,9 +159,11 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
     epilogue = layers.epilogue
     d_in = int(layers[0].weight.shape[1])
     n_out = layers.n_outputs
-    width = n_out + len(derivatives)
-    firsts = sorted({q for _, _, wrt in derivatives for q in wrt})
-    pairs = sorted({wrt for _, _, wrt in derivatives if len(wrt) == 2})
+    trees, keys = residual if residual is not None else ([], {})
+    width = n_out + len(derivatives) + len(trees)
+    needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
+    firsts = sorted({q for wrt in needed for q in wrt})
+    pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
 
     count = 0
 
@@ -177,7 +180,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
         with T.prim_func():
             xs = T.match_buffer(T.arg("x", T.handle()), (1, d_in), "float32")
             ys = T.match_buffer(T.arg("y", T.handle()), (1, width), "float32")
-            _point_body(layers, xs, ys, 0, 0, Counter(), derivatives, firsts, pairs, n_out, T)
+            _point_body(layers, xs, ys, 0, 0, Counter(), derivatives, firsts, pairs, n_out, T, residual)
 
     with IRBuilder() as ib:
         with T.prim_func():
@@ -197,13 +200,15 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
             with tiles as t:
                 vectors = slots(lanes)
                 with T.vectorized(lanes) as lane:
-                    _point_body(layers, X, Y, t * lanes + lane, lane, vectors, derivatives, firsts, pairs, n_out, T)
+                    _point_body(layers, X, Y, t * lanes + lane, lane, vectors, derivatives, firsts, pairs, n_out, T,
+                                residual)
             with T.serial(n % lanes) as r:
-                _point_body(layers, X, Y, n // lanes * lanes + r, 0, slots(1), derivatives, firsts, pairs, n_out, T)
+                _point_body(layers, X, Y, n // lanes * lanes + r, 0, slots(1), derivatives, firsts, pairs, n_out, T,
+                            residual)
     return ib.get()
 
 
-def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_out, T):
+def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_out, T, residual):
     """One point (or one vector of points, across `lane`): outputs, then derivatives, into Y."""
     from kd_edge.compiler.kernel import _c
 
@@ -246,9 +251,21 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
         outs = _epilogue_duals(epilogue, previous[0], outs, pairs, let)
     for k in range(n_out):
         T.buffer_store(Y, outs[k].value, [index, k])
+    def field(k, wrt):
+        d = outs[k].value if not wrt else outs[k].first.get(wrt[0]) if len(wrt) == 1 else outs[k].second.get(wrt)
+        return d if d is not None else _c(0.0)
+
     for column, (_, k, wrt) in enumerate(derivatives, n_out):
-        d = outs[k].first.get(wrt[0]) if len(wrt) == 1 else outs[k].second.get(wrt)
-        T.buffer_store(Y, d if d is not None else _c(0.0), [index, column])
+        T.buffer_store(Y, field(k, wrt), [index, column])
+    if residual is not None:
+        from kd_edge.compiler.kernel import _exp_value, _sin_value, _tanh_value
+        from kd_edge.compiler.residual import evaluate
+
+        trees, keys = residual
+        leaf = lambda node: field(*keys[node[1]]) if node[0] == "field" else X[index, node[1]]  # noqa: E731
+        for column, tree in enumerate(trees, n_out + len(derivatives)):
+            T.buffer_store(Y, evaluate(tree, leaf, _sin_value, lambda a: _sin_value(a + _c(math.pi / 2)), _exp_value,
+                                       _tanh_value), [index, column])
 
 
 def _epilogue_duals(trees, inputs, outs, pairs, let):

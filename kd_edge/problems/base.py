@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.stats import qmc
 
-from kd_edge.problems.fields import AutogradFields, Fields
+from kd_edge.problems.fields import AutogradFields, Fields, FiniteDifferenceFields
 
 SAMPLERS = ("uniform", "lhs", "sobol")
 
@@ -135,6 +135,22 @@ class Problem:
         """PDE residuals of `model` at `points` (N, d_in), derivatives by autograd."""
         self.check_points(points)
         return _as_list(self.equations(AutogradFields(self.inputs, self.outputs, model, points)))
+
+    def equation_keys(self) -> list[str]:
+        """The derivative keys the equations read ("u_t", "u_xx", ...), in the order they read them
+        (what a compiled residual needs from the kernel)."""
+        keys = []
+        inputs = self.inputs
+
+        class Recording(FiniteDifferenceFields):
+            def __getitem__(self, key):
+                if key not in inputs and "_" in key and key not in keys:
+                    keys.append(key)
+                return super().__getitem__(key)
+
+        zero = lambda p: np.zeros((len(p), len(self.outputs)))  # noqa: E731: any function will do
+        self.equations(Recording(self.inputs, self.outputs, zero, self.sample(2, np.random.default_rng(0)), 1e-3))
+        return keys
 
     def condition_residual(self, condition: Condition, model, points: torch.Tensor) -> list[torch.Tensor]:
         return _as_list(condition.equation(AutogradFields(self.inputs, self.outputs, model, points)))

@@ -31,8 +31,23 @@ def test_presets_resolve(name):
         assert spec.tvm_target["mtriple"] == PRESETS[name].triple and spec.cross and spec.qemu
 
 
+MICROCONTROLLERS = {  # target -> (arch, LLVM triple, qemu board)
+    "cortex-m4f": ("armv7em", "thumbv7em-none-eabihf", "mps2-an386"),
+    "cortex-m7": ("armv7em", "thumbv7em-none-eabihf", "mps2-an500"),
+    "cortex-m33": ("armv8m", "thumbv8m.main-none-eabihf", "mps2-an505"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MICROCONTROLLERS))
+def test_microcontroller_presets_resolve(name):
+    spec = resolve_target(name)
+    assert (spec.arch, spec.triple, spec.qemu_machine) == MICROCONTROLLERS[name]
+    assert spec.bare_metal and spec.cross == "arm-none-eabi" and spec.tvm_target["mfloat-abi"] == "hard"
+    assert f"-mcpu={spec.cpu}" in spec.gcc_flags and not spec.is_host_arch
+
+
 def test_every_preset_is_covered():
-    assert set(PRESETS) == set(EXPECTED) | {"host"}
+    assert set(PRESETS) == set(EXPECTED) | set(MICROCONTROLLERS) | {"host"}
 
 
 def test_a_dict_names_any_llvm_target():

@@ -1,0 +1,211 @@
+"""Derivatives and the PDE residual from the fused kernel (kd_edge.compile(..., derivatives=[...],
+residual=True)): every shipped student's first derivatives, the second derivatives its PDE uses
+and its residual, against float64 autograd on the whole reference grid; every activation and
+epilogue operation the derivative kernel takes; the residual traced from the problem's own
+equations; and the errors.
+
+Tolerance: each column within 1e-4 of its largest magnitude on the grid. The kernel works in
+float32 with the fast tanh and sin; the values themselves are within 4e-5 (wave), and a
+derivative multiplies rounding errors by the weights it passes through. Measured worst: wave's
+u_tt 6.0e-5, Kovasznay's p_y 3.6e-5; most columns near 1e-6. A residual is a sum of terms that
+nearly cancel, so its error is measured against the sum of its terms' magnitudes (|u_t| +
+|u u_x| + |nu u_xx| for Burgers), the scale rounding errors are relative to: within 1e-4 of that
+sum's largest value on the grid (measured worst: wave, 2.7e-5)."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import kd_edge
+from kd_edge._runtime import Solver
+from kd_edge.deploy.runtime import SOURCE
+from kd_edge.compiler.residual import Symbol, TracingFields, evaluate, trace_residual
+from kd_edge.problems.fields import AutogradFields
+
+STUDENTS = sorted(p.parent.name for p in (SOURCE / "models").glob("*/student.pt"))
+TOLERANCE = 1e-4
+
+
+def second_derivatives_of_the_pde(problem):
+    return [k for k in problem.equation_keys() if len(k.partition("_")[2]) == 2]
+
+
+def check(model, artifact, x, inputs, outputs):
+    """Every column of the artifact against float64 autograd through the model (a residual
+    against the problem's own residual, relative to the sum of its terms' magnitudes)."""
+    names = json.loads((artifact / "manifest.json").read_text())["outputs"]
+    got = Solver(str(artifact)).predict(x)
+    fields = AutogradFields(inputs, outputs, copy.deepcopy(model).double(), torch.from_numpy(x).double())
+    gaps = {}
+    residuals = [n for n in names if n.startswith("residual")]
+    if residuals:
+        problem = model.problem
+        want = [r.detach().numpy() for r in problem.residual(copy.deepcopy(model).double(), torch.from_numpy(x).double())]
+        leaf = lambda n: fields[n[1]].detach().numpy() if n[0] == "field" else x[:, n[1]].astype(float)  # noqa: E731
+        for name, tree, value in zip(residuals, trace_residual(problem), want):
+            scale = evaluate(tree, leaf, np.sin, np.cos, np.exp, np.tanh, absolute=True).max()
+            gaps[name] = float(np.abs(got[:, names.index(name)] - value).max() / scale)
+    for column, name in enumerate(names):
+        if name in residuals:
+            continue
+        want = fields[name].detach().numpy()
+        gaps[name] = float(np.abs(got[:, column] - want).max() / np.abs(want).max())
+    assert max(gaps.values()) <= TOLERANCE, gaps
+    return names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", STUDENTS)
+def test_shipped_student_derivatives_and_residual_match_float64_autograd(problem, tmp_path):
+    model = kd_edge.load_model(SOURCE / "models" / problem / "student.pt", problem=problem, kind="student")
+    p = model.problem
+    second = second_derivatives_of_the_pde(p)
+    assert second  # every shipped PDE is of second order
+    artifact = kd_edge.compile(model, torch.zeros(4, len(p.inputs)), tmp_path, derivatives=["jacobian"] + second,
+                               residual=True, progress=False)
+    names = check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
+    jacobian = [f"{o}_{i}" for o in p.outputs for i in p.inputs]
+    equations = len(trace_residual(p))
+    residual = ["residual"] if equations == 1 else [f"residual_{i}" for i in range(equations)]
+    assert names == list(p.outputs) + jacobian + second + residual
+    runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
+    assert "small_entry" not in runtime  # the latency kernel computes values only
+    assert runtime["derivatives"][0] == {"name": jacobian[0], "output": p.outputs[0], "by": [p.inputs[0]]}
+
+
+class Epilogue(torch.nn.Module):
+    """A chain whose epilogue uses every operation the recogniser takes: lin, out, const, add,
+    sub, mul, div, sin, tanh."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                                       torch.nn.Tanh(), torch.nn.Linear(8, 2))
+
+    def forward(self, p):
+        x, t = p[:, 0:1], p[:, 1:2]
+        out = self.net(p)
+        a = torch.sin(2.0 * x - t) + out[:, 0:1] * t * (1.0 - x)
+        b = torch.tanh(out[:, 1:2]) / (2.0 + x * x) - 0.5 * out[:, 0:1]
+        return torch.cat([a, b], dim=1)
+
+
+def test_every_epilogue_operation_is_differentiated(tmp_path):
+    model = Epilogue()
+    derivatives = ["jacobian", "a_xx", "a_xt", "a_tt", "b_xx", "b_tx", "b_tt"]
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path, input_names=["x", "t"], output_names=["a", "b"],
+                               derivatives=derivatives, progress=False)
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
+    x = np.random.default_rng(1).uniform(-1, 1, (101, 2)).astype(np.float32)  # 101: tiles and the tail
+    names = check(model, artifact, x, ("x", "t"), ("a", "b"))
+    assert names[-2:] == ["b_tx", "b_tt"]  # as asked; b_tx is computed as b_xt
+
+
+def test_sin_layers_are_differentiated(tmp_path):
+    torch.manual_seed(0)
+
+    class Sine(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(3, 6), torch.nn.Linear(6, 1)
+
+        def forward(self, p):
+            return self.b(torch.sin(self.a(p)))
+
+    model = Sine()
+    artifact = kd_edge.compile(model, torch.zeros(4, 3), tmp_path, input_names=["x", "y", "t"], output_names=["u"],
+                               derivatives=["jacobian", "u_xy", "u_tt"], progress=False)
+    check(model, artifact, np.random.default_rng(2).uniform(-2, 2, (64, 3)).astype(np.float32), ("x", "y", "t"),
+          ("u",))
+
+
+@pytest.mark.parametrize("derivatives, message", [
+    (["u_z"], "unknown derivative 'u_z': outputs are u and inputs x, t; write e.g. u_x, u_xx, or 'jacobian'"),
+    (["w_x"], "unknown derivative 'w_x'"),
+    (["u"], "unknown derivative 'u'"),
+    (["u_xxt"], "derivative 'u_xxt' is of order 3; the kernel computes up to 2"),
+    (["u_xt", "u_tx"], "derivative 'u_tx' is asked for twice"),
+    ([3], "derivatives must be a list of names"),
+    ([], "derivatives must be a list of names"),
+], ids=["unknown-input", "unknown-output", "no-derivative", "third-order", "twice", "not-a-name", "empty"])
+def test_bad_derivative_names_are_named(derivatives, message, tmp_path):
+    model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        kd_edge.compile(model, torch.zeros(4, 2), tmp_path, derivatives=derivatives, progress=False)
+
+
+def test_names_need_one_character_inputs(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="this model's inputs are x0, x1: give input_names of one character each"):
+        kd_edge.compile(net, torch.zeros(4, 2), tmp_path, derivatives=["jacobian"], progress=False)
+
+
+def test_activations_without_derivative_code_are_refused(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.SiLU(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="derivatives through silu are not compiled yet; the derivative kernel "
+                                         "takes tanh, sin, identity"):
+        kd_edge.compile(net, torch.zeros(4, 2), tmp_path, input_names=["x", "t"], derivatives=["jacobian"],
+                        progress=False)
+
+
+def test_derivatives_need_a_dense_chain_and_a_shared_artifact(tmp_path):
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(2, 4), torch.nn.Linear(2, 4)
+
+        def forward(self, x):
+            return (torch.tanh(self.a(x)) * torch.tanh(self.b(x))).sum(dim=1, keepdim=True)
+
+    with pytest.raises(ValueError, match="derivatives needs a dense chain"):
+        kd_edge.compile(Branchy(), torch.zeros(4, 2), tmp_path, input_names=["x", "t"], derivatives=["jacobian"],
+                        progress=False)
+    model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    for kwargs, message in [(dict(static=True), "not compiled into static artifacts yet"),
+                            (dict(backend="vm"), "backend='vm' has none"),
+                            (dict(tune_trials=2), "the derivative kernel is not tuned")]:
+        with pytest.raises(ValueError, match=message):
+            kd_edge.compile(model, torch.zeros(4, 2), tmp_path, derivatives=["u_x"], progress=False, **kwargs)
+
+
+def test_a_problem_names_the_derivatives_its_equations_read():
+    import kd_edge.problems as problems
+
+    assert problems.get("burgers").equation_keys() == ["u_t", "u_x", "u_xx"]
+    assert problems.get("poisson_2d").equation_keys() == ["u_xx", "u_yy"]  # its source term reads x, y only
+
+
+def test_residual_tracing_covers_the_arithmetic_equations_use():
+    f = TracingFields(("x", "t"), ("u",))
+    tree = (-f["u"] ** 3 + 2.0 / f["u_x"] - (1 - f["u_t"]) * torch.sin(f["x"]) + torch.exp(-f["t"])).node
+    x = np.array([0.3, -0.7])
+    values = {"u": np.array([0.5, -1.2]), "u_x": np.array([2.0, 4.0]), "u_t": np.array([0.1, 0.2])}
+    leaf = lambda n: values[n[1]] if n[0] == "field" else [x, 1 - x][n[1]]  # noqa: E731
+    u, ux, ut = values["u"], values["u_x"], values["u_t"]
+    want = -u**3 + 2.0 / ux - (1 - ut) * np.sin(x) + np.exp(-(1 - x))
+    np.testing.assert_allclose(evaluate(tree, leaf, np.sin, np.cos, np.exp, np.tanh), want)
+    with pytest.raises(ValueError, match="calls torch.log, which kd-edge does not compile"):
+        torch.log(f["u"])
+    with pytest.raises(ValueError, match="integer powers 0 to 8"):
+        f["u"] ** 0.5
+    with pytest.raises(ValueError, match="not at shifted points"):
+        f.at(x=2.0)
+    with pytest.raises(KeyError, match="unknown field 'w_x'"):
+        f["w_x"]
+    assert isinstance(f["u"] ** 0, Symbol) and (f["u"] ** 0).node == ("const", 1.0)
+
+
+def test_a_residual_needs_the_models_problem(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="residual=True compiles the problem's equations, but this model has no "
+                                         "problem"):
+        kd_edge.compile(net, torch.zeros(4, 2), tmp_path, residual=True, progress=False)
+    model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    with pytest.raises(ValueError, match="residual=True needs the problem's names: inputs x, t"):
+        kd_edge.compile(model, torch.zeros(4, 2), tmp_path, residual=True, input_names=["a", "b"], progress=False)
+    with pytest.raises(TypeError, match="residual must be True or False"):
+        kd_edge.compile(model, torch.zeros(4, 2), tmp_path, residual="yes", progress=False)
