@@ -41,3 +41,14 @@ class ResNet(torch.nn.Module):
         for l1, l2 in self.blocks:
             x = torch.tanh(x + l2(torch.tanh(l1(x))))
         return self.last(x)
+
+
+class TwoBranches(torch.nn.Module):
+    """Two tanh branches multiplied and summed: not a dense chain (the VM runs it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(2, 4), torch.nn.Linear(2, 4)
+
+    def forward(self, x):
+        return (torch.tanh(self.a(x)) * torch.tanh(self.b(x))).sum(dim=1, keepdim=True)

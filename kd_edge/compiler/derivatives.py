@@ -153,7 +153,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from kd_edge.compiler.kernel import _c
+    from kd_edge.compiler.kernel import _c, tensor_arguments
 
     check_differentiable(layers)
     epilogue = layers.epilogue
@@ -184,12 +184,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
 
     with IRBuilder() as ib:
         with T.prim_func():
-            T.func_name(name)
-            T.func_attr({"global_symbol": name, "tirx.noalias": True})
-            x, y = T.arg("x", T.handle()), T.arg("y", T.handle())
-            n = T.int64()
-            X = T.match_buffer(x, (n, d_in), "float32", align=4, offset_factor=1)
-            Y = T.match_buffer(y, (n, width), "float32", align=4, offset_factor=1)
+            X, Y, n = tensor_arguments(T, name, d_in, width)
 
             # The slots are allocated outside the vectorised loop (inside it, TVM's vectoriser
             # gets them wrong), one stack vector each: a dry run of point() counts them.

@@ -119,6 +119,17 @@ def build_kernel_module(layers, lanes: int, options: KernelOptions = KernelOptio
                          SMALL_ENTRY: _small_kernel(layers, lanes, options)})
 
 
+def tensor_arguments(T, name: str, d_in: int, d_out: int):
+    """The batch kernels' signature, inside a T.prim_func(): X (n, d_in) and Y (n, d_out) float32
+    tensors and n. align=4, offset_factor=1: callers' arrays need no particular alignment."""
+    T.func_name(name)
+    T.func_attr({"global_symbol": name, "tirx.noalias": True})
+    x, y = T.arg("x", T.handle()), T.arg("y", T.handle())
+    n = T.int64()
+    return (T.match_buffer(x, (n, d_in), "float32", align=4, offset_factor=1),
+            T.match_buffer(y, (n, d_out), "float32", align=4, offset_factor=1), n)
+
+
 def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: bool):
     import tvm
     from tvm import tirx
@@ -133,13 +144,7 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
     n_unary = unary_nodes(epilogue)
     with IRBuilder() as ib:
         with T.prim_func():
-            T.func_name(name)
-            T.func_attr({"global_symbol": name, "tirx.noalias": True})
-            x, y = T.arg("x", T.handle()), T.arg("y", T.handle())
-            n = T.int64()
-            # align=4, offset_factor=1: callers' arrays need no particular alignment
-            X = T.match_buffer(x, (n, d_in), "float32", align=4, offset_factor=1)
-            Y = T.match_buffer(y, (n, d_out), "float32", align=4, offset_factor=1)
+            X, Y, n = tensor_arguments(T, name, d_in, d_out)
 
             def allocate(width):
                 """Per-tile registers: one buffer of one vector per unit of each layer, and four

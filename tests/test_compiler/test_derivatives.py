@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import kd_edge
+from peer_networks import TwoBranches
 from kd_edge._runtime import Solver
 from kd_edge.deploy.runtime import SOURCE
 from kd_edge.compiler.residual import Symbol, TracingFields, evaluate, trace_residual
@@ -153,16 +154,8 @@ def test_activations_without_derivative_code_are_refused(tmp_path):
 
 
 def test_derivatives_need_a_dense_chain_and_a_shared_artifact(tmp_path):
-    class Branchy(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = torch.nn.Linear(2, 4), torch.nn.Linear(2, 4)
-
-        def forward(self, x):
-            return (torch.tanh(self.a(x)) * torch.tanh(self.b(x))).sum(dim=1, keepdim=True)
-
     with pytest.raises(ValueError, match="derivatives needs a dense chain"):
-        kd_edge.compile(Branchy(), torch.zeros(4, 2), tmp_path, input_names=["x", "t"], derivatives=["jacobian"],
+        kd_edge.compile(TwoBranches(), torch.zeros(4, 2), tmp_path, input_names=["x", "t"], derivatives=["jacobian"],
                         progress=False)
     model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
     for kwargs, message in [(dict(static=True), "not compiled into static artifacts yet"),

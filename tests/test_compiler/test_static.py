@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import kd_edge
+from peer_networks import TwoBranches
 from grid_tolerance import check_against_float64
 from kd_edge.compiler.static import STATUS
 from kd_edge.compiler.target import resolve_target
@@ -264,16 +265,8 @@ def test_bad_static_settings_are_named(kwargs, message, tmp_path):
 
 
 def test_a_model_that_is_not_a_dense_chain_gets_no_static_artifact(tmp_path):
-    class Branchy(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a, self.b = torch.nn.Linear(2, 4), torch.nn.Linear(2, 4)
-
-        def forward(self, x):
-            return (torch.tanh(self.a(x)) * torch.tanh(self.b(x))).sum(dim=1, keepdim=True)
-
     with pytest.raises(ValueError, match="a static artifact needs a dense chain"):
-        kd_edge.compile(Branchy(), torch.zeros(4, 2), tmp_path / "artifact", target="cortex-m4f", progress=False)
+        kd_edge.compile(TwoBranches(), torch.zeros(4, 2), tmp_path / "artifact", target="cortex-m4f", progress=False)
 
 
 def test_firmware_needs_a_static_artifact(tmp_path):
