@@ -156,6 +156,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     residual: True adds the problem's PDE residual (one column per equation, "residual" or
       "residual_0", ...), traced from the problem's own equations (kd_edge.compiler.residual) and
       computed from the kernel's derivatives. Needs a model that knows its problem (kd_edge.load_model).
+      The manifest records a threshold for screening them: RESIDUAL_MULTIPLE x the 99th percentile
+      of the model's |residual| on validation points (random points of the domain, never the
+      reference grid).
     out_dir gets manifest.json and the shared library model.so (or the static library).
     """
     import tvm
@@ -249,7 +252,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
             from kd_edge.compiler.residual import residual_names
 
             runtime["residual"] = {"names": residual_names(problem), "problem": problem.name,
-                                   "coefficients": problem.coefficients}
+                                   "coefficients": problem.coefficients, **residual_threshold(model, problem)}
         outputs = outputs + [d for d, _, _ in derivatives or []] + (runtime.get("residual") or {}).get("names", [])
     else:
         if not spec.is_host_arch:
@@ -323,3 +326,26 @@ def _residual(problem, inputs, outputs):
     parsed = {name: (k, wrt) for name, k, wrt in (parse_derivatives(keys, inputs, outputs) if keys else [])}
     parsed.update({name: (outputs.index(name), ()) for name in field_keys(trees) if "_" not in name})
     return trees, parsed
+
+
+RESIDUAL_MULTIPLE = 2.0  # the residual threshold: this many times the validation points' 99th percentile
+RESIDUAL_VALIDATION_POINTS = 4096
+
+
+def residual_threshold(model, problem) -> dict:
+    """{"threshold": [per equation], "validation_p99": [...], ...}: the model's |residual| on random
+    points of the domain (float64 autograd through a copy of it), and a threshold above it. A
+    percentile, not the RMS: near a shock a few points carry most of the RMS, which then moves
+    2x between two samples of the same domain."""
+    import copy
+
+    import numpy as np
+    import torch
+
+    points = problem.sample(RESIDUAL_VALIDATION_POINTS, np.random.default_rng(12345), "uniform")
+    network = copy.deepcopy(model).double()
+    residuals = problem.residual(network, torch.from_numpy(points))
+    p99 = [float(np.quantile(np.abs(r.detach().numpy()), 0.99)) for r in residuals]
+    return {"validation_p99": p99, "threshold": [RESIDUAL_MULTIPLE * r for r in p99],
+            "threshold_rule": f"{RESIDUAL_MULTIPLE:g} x the 99th percentile of |residual| on "
+                              f"{RESIDUAL_VALIDATION_POINTS} random points of the domain (seed 12345)"}

@@ -74,6 +74,8 @@ def test_shipped_student_derivatives_and_residual_match_float64_autograd(problem
     assert names == list(p.outputs) + jacobian + second + residual
     runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
     assert "small_entry" not in runtime  # the latency kernel computes values only
+    p99, threshold = runtime["residual"]["validation_p99"], runtime["residual"]["threshold"]
+    assert len(p99) == equations and all(0 < r and t == 2 * r for r, t in zip(p99, threshold))
     assert runtime["derivatives"][0] == {"name": jacobian[0], "output": p.outputs[0], "by": [p.inputs[0]]}
 
 
