@@ -91,8 +91,13 @@ py::object predict(PySolver& s, const py::handle& x, const py::object& out) {
 }
 
 kd_edge::SolverOptions solver_options(int threads, std::size_t max_batch, const py::object& out_of_domain,
-                                      const py::object& check_outputs) {
+                                      const py::object& check_outputs, const py::object& residual) {
   kd_edge::SolverOptions o;
+  const std::string residual_name = py::isinstance<py::str>(residual) ? py::cast<std::string>(residual) : "";
+  if (residual_name == "off") o.residual_policy = kd_edge::ResidualPolicy::kOff;
+  else if (residual_name == "flag") o.residual_policy = kd_edge::ResidualPolicy::kFlag;
+  else if (residual_name == "reject") o.residual_policy = kd_edge::ResidualPolicy::kReject;
+  else throw py::value_error("residual must be \"off\", \"flag\" or \"reject\", got " + std::string(py::repr(residual)));
   o.threads = threads;
   o.max_batch = max_batch;
   if (!out_of_domain.is_none()) {
@@ -196,8 +201,8 @@ PYBIND11_MODULE(_runtime, m) {
 
   py::class_<PySolver>(m, "Solver", "A compiled artifact ready for prediction (one per thread).")
       .def(py::init([](const py::object& artifact, int threads, std::size_t max_batch, const py::object& out_of_domain,
-                       const py::object& check_outputs) {
-             kd_edge::SolverOptions o = solver_options(threads, max_batch, out_of_domain, check_outputs);
+                       const py::object& check_outputs, const py::object& residual) {
+             kd_edge::SolverOptions o = solver_options(threads, max_batch, out_of_domain, check_outputs, residual);
              if (py::isinstance<kd_edge::Artifact>(artifact)) {
                ArtifactPtr shared = py::cast<ArtifactPtr>(artifact);
                py::gil_scoped_release release;
@@ -210,12 +215,15 @@ PYBIND11_MODULE(_runtime, m) {
              return new PySolver{kd_edge::Solver(dir, o), {}};
            }),
            py::arg("artifact"), py::arg("threads") = 0, py::arg("max_batch") = 0, py::arg("out_of_domain") = py::none(),
-           py::arg("check_outputs") = py::none(),
+           py::arg("check_outputs") = py::none(), py::arg("residual") = "off",
            "Open an artifact directory (or share a loaded kd_edge.Artifact). threads=1 keeps every call on the "
            "calling thread; 0 (default) uses the runtime's pool (KD_EDGE_NUM_THREADS, default all CPUs) for large "
            "batches. "
            "max_batch: scratch prepared up front. out_of_domain: \"flag\", \"clamp\" or \"reject\" (None: the "
-           "manifest's default). check_outputs: refuse non-finite outputs (None: the manifest's default).")
+           "manifest's default). check_outputs: refuse non-finite outputs (None: the manifest's default). "
+           "residual: for an artifact compiled with residual=True, \"flag\" counts points whose PDE residual is "
+           "over the manifest's threshold, \"reject\" refuses the call (RuntimeError) at the first; \"off\" "
+           "(default) leaves the residual columns as outputs.")
       .def("predict", [](py::handle self, const py::handle& x, const py::object& out) {
              return predict(constructed<PySolver>(self, "Solver"), x, out);
            }, py::arg("x"), py::arg("out") = py::none(),
@@ -228,6 +236,14 @@ PYBIND11_MODULE(_runtime, m) {
       .def_property_readonly("first_out_of_domain", on_solver([](const PySolver& s) -> py::object {
                                if (s.report.out_of_domain == 0) return py::none();
                                return py::int_(s.report.first_out_of_domain);
+                             }),
+                             "Index of the first such point, or None.")
+      .def_property_readonly("residual_exceeded",
+                             on_solver([](const PySolver& s) { return s.report.residual_exceeded; }),
+                             "Points of the last predict whose residual was over the threshold (residual=\"flag\").")
+      .def_property_readonly("first_residual_exceeded", on_solver([](const PySolver& s) -> py::object {
+                               if (s.report.residual_exceeded == 0) return py::none();
+                               return py::int_(s.report.first_residual_exceeded);
                              }),
                              "Index of the first such point, or None.")
       .def_property_readonly("threads", on_solver([](const PySolver& s) { return s.solver.threads(); }))

@@ -76,6 +76,15 @@ kd_edge::SolverOptions solver_options(const kd_edge_options* options) {
     throw kd_edge::Error(kd_edge::ErrorKind::kInvalidInput,
                          "options.check_outputs must be -1 (default), 0 or 1, got " + std::to_string(options->check_outputs));
   if (options->check_outputs >= 0) o.check_outputs = options->check_outputs == 1;
+  switch (options->residual_policy) {
+    case KD_EDGE_RESIDUAL_OFF: o.residual_policy = kd_edge::ResidualPolicy::kOff; break;
+    case KD_EDGE_RESIDUAL_FLAG: o.residual_policy = kd_edge::ResidualPolicy::kFlag; break;
+    case KD_EDGE_RESIDUAL_REJECT: o.residual_policy = kd_edge::ResidualPolicy::kReject; break;
+    default:
+      throw kd_edge::Error(kd_edge::ErrorKind::kInvalidInput,
+                           "options.residual_policy must be 0 (off), 1 (flag) or 2 (reject), got " +
+                               std::to_string(options->residual_policy));
+  }
   return o;
 }
 
@@ -92,7 +101,9 @@ bool start_open(const void* out, const char* what) {
 
 extern "C" {
 
-kd_edge_options kd_edge_default_options(void) { return kd_edge_options{0, 0, KD_EDGE_DOMAIN_DEFAULT, -1}; }
+kd_edge_options kd_edge_default_options(void) {
+  return kd_edge_options{0, 0, KD_EDGE_DOMAIN_DEFAULT, -1, KD_EDGE_RESIDUAL_OFF};
+}
 
 kd_edge_status kd_edge_open_with(const char* artifact_dir, const kd_edge_options* options, kd_edge_solver** out) {
   if (!start_open(out, "kd_edge_open")) return KD_EDGE_ERR_INVALID_INPUT;
@@ -152,6 +163,12 @@ size_t kd_edge_out_of_domain(const kd_edge_solver* solver, size_t* first) {
   if (solver == nullptr) return 0;
   if (first != nullptr && solver->report.out_of_domain > 0) *first = solver->report.first_out_of_domain;
   return solver->report.out_of_domain;
+}
+
+size_t kd_edge_residual_exceeded(const kd_edge_solver* solver, size_t* first) {
+  if (solver == nullptr) return 0;
+  if (first != nullptr && solver->report.residual_exceeded > 0) *first = solver->report.first_residual_exceeded;
+  return solver->report.residual_exceeded;
 }
 
 size_t kd_edge_n_inputs(const kd_edge_solver* solver) { return solver ? solver->solver.n_inputs() : 0; }

@@ -205,6 +205,22 @@ ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
       if (!(info.lower[i] <= info.upper[i]))
         bad(where, "domain of input " + info.input_names[i] + " has lower > upper");
   }
+  // Optional (fused, compiled with residual=True): which outputs are PDE residuals, and the
+  // threshold above which a point's residual is suspect.
+  const Value& runtime_again = object_field(top, "runtime", where);
+  if (info.runtime == RuntimeKind::kFused && runtime_again.find("residual") != nullptr) {
+    const Value& residual = object_field(runtime_again, "residual", where);
+    const std::vector<std::string> names = string_list(residual, "names", where, false);
+    info.residual_threshold = number_list(field(residual, "threshold", where), "threshold", names.size(), where);
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      const auto column = std::find(info.output_names.begin(), info.output_names.end(), names[k]);
+      if (column == info.output_names.end())
+        bad(where, "residual \"" + names[k] + "\" is not among the outputs");
+      if (!(info.residual_threshold[k] > 0) || !std::isfinite(info.residual_threshold[k]))
+        bad(where, "residual threshold for \"" + names[k] + "\" must be a positive number");
+      info.residual_columns.push_back(static_cast<std::size_t>(column - info.output_names.begin()));
+    }
+  }
   const Value& defaults = object_field(top, "defaults", where);
   info.default_domain_policy = parse_policy(string_field(defaults, "out_of_domain", where), where);
   const Value& check = field(defaults, "check_outputs", where);

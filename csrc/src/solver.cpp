@@ -78,6 +78,7 @@ struct Solver::Impl {
   std::size_t max_batch;
   DomainPolicy policy;
   bool check_outputs;
+  ResidualPolicy residual_policy;
   std::unique_ptr<Runner> runner;
   AlignedBuffer scratch;  // the clamped input
   // 1 while a thread is inside predict (an int: lock-free on every target; a bool needs libatomic on RISC-V)
@@ -95,6 +96,7 @@ struct Solver::Impl {
         max_batch(options.max_batch),
         policy(options.domain_policy.value_or(info.default_domain_policy)),
         check_outputs(options.check_outputs.value_or(info.default_check_outputs)),
+        residual_policy(options.residual_policy),
         max_points(std::numeric_limits<std::size_t>::max() / sizeof(float) /
                    std::max(info.input_names.size(), info.output_names.size())) {
     if (threads != 0 && threads != 1)
@@ -104,6 +106,9 @@ struct Solver::Impl {
       throw Error(ErrorKind::kInvalidInput, std::string("domain policy \"") + domain_policy_name(policy) +
                                                 "\" needs the training domain, which this artifact does not record "
                                                 "(compile with input_bounds)");
+    if (residual_policy != ResidualPolicy::kOff && info.residual_columns.empty())
+      throw Error(ErrorKind::kInvalidInput, "a residual policy screens the PDE residual, which this artifact does "
+                                            "not compute (compile with residual=True)");
     runner = artifact->impl().backend->make_runner();
     if (needs_scratch()) scratch.reserve(floats_for(max_batch, info.input_names.size(), "max_batch"));
     const std::size_t width = info.input_names.size();
@@ -118,6 +123,7 @@ struct Solver::Impl {
   bool input_is_clean(const float* in, std::size_t n_points) const noexcept;
   PredictReport check_input(const float* in, std::size_t n_points) const;
   void check_output(const float* out, std::size_t n_points) const;
+  void screen_residual(const float* out, std::size_t n_points, PredictReport& report) const;
 };
 
 Solver::Solver(const std::string& artifact_dir, const SolverOptions& options)
@@ -201,6 +207,25 @@ void Solver::Impl::check_output(const float* out, std::size_t n_points) const {
   }
 }
 
+// A point's residual over its threshold: counted (kFlag) or the call refused (kReject). A NaN
+// residual counts as over (it is not below the threshold).
+void Solver::Impl::screen_residual(const float* out, std::size_t n_points, PredictReport& report) const {
+  const std::size_t width = info.output_names.size();
+  for (std::size_t p = 0; p < n_points; ++p) {
+    for (std::size_t k = 0; k < info.residual_columns.size(); ++k) {
+      const float r = out[p * width + info.residual_columns[k]];
+      if (std::fabs(r) <= info.residual_threshold[k]) continue;
+      if (residual_policy == ResidualPolicy::kReject)
+        throw Error(ErrorKind::kRuntime, "point " + std::to_string(p) + ": " +
+                                             info.output_names[info.residual_columns[k]] + " = " + point_value(r) +
+                                             ", over the threshold " + point_value(info.residual_threshold[k]) +
+                                             " (residual policy \"reject\"): the answer does not satisfy its PDE");
+      if (report.residual_exceeded++ == 0) report.first_residual_exceeded = p;
+      break;
+    }
+  }
+}
+
 PredictReport Solver::predict(const float* in, std::size_t n_points, float* out) {
   if (n_points == 0) return {};
   if (in == nullptr || out == nullptr) throw Error(ErrorKind::kInvalidInput, "predict: input or output pointer is null");
@@ -234,6 +259,7 @@ PredictReport Solver::predict(const float* in, std::size_t n_points, float* out)
   }
   s.runner->run(in, n_points, out, s.threads != 1);
   if (s.check_outputs) s.check_output(out, n_points);
+  if (s.residual_policy != ResidualPolicy::kOff) s.screen_residual(out, n_points, report);
   return report;
 }
 

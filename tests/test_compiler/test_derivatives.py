@@ -229,3 +229,80 @@ def test_the_shock_tracking_example(tmp_path):
     assert healthy < 2 and damaged > 10 and outside > 50
     maxima = [float(v) for v in re.findall(r"^the .*? +([\d.]+) +[\d.e-]+ +[\d.]+%$", done.stdout, re.M)]
     assert all(m < 1.1 for m in maxima)  # the values look plausible in every case
+
+
+def test_the_runtime_screens_the_residual(tmp_path):
+    """Solver(residual="flag") counts points whose residual is over the manifest's threshold and
+    names the first; "reject" refuses the call at it; the default leaves the columns alone."""
+    model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path, residual=True, progress=False)
+    threshold = json.loads((artifact / "manifest.json").read_text())["runtime"]["residual"]["threshold"][0]
+    rng = np.random.default_rng(3)
+    inside = rng.uniform([-1, 0], [1, 1], (2000, 2)).astype(np.float32)
+    later = rng.uniform([-1, 1.2], [1, 2], (2000, 2)).astype(np.float32)  # outside the trained time
+    flag = Solver(str(artifact), residual="flag")
+    for points in (inside, later):
+        r = flag.predict(points)[:, 1]
+        over = np.flatnonzero(np.abs(r) > threshold)
+        assert flag.residual_exceeded == len(over)
+        assert flag.first_residual_exceeded == (over[0] if len(over) else None)
+    assert flag.predict(inside) is not None and flag.residual_exceeded < 0.02 * len(inside)
+    flag.predict(later)
+    assert flag.residual_exceeded > 0.5 * len(later)
+    reject = Solver(str(artifact), residual="reject")
+    calm = inside[np.abs(flag.predict(inside)[:, 1]) <= threshold]
+    reject.predict(calm)
+    first = int(np.flatnonzero(np.abs(flag.predict(later)[:, 1]) > threshold)[0])
+    with pytest.raises(RuntimeError, match=f"point {first}: residual = .*, over the threshold .* \\(residual "
+                                           f"policy \"reject\"\\)"):
+        reject.predict(later)
+    off = Solver(str(artifact))
+    off.predict(later)
+    assert off.residual_exceeded == 0 and off.first_residual_exceeded is None
+    plain = kd_edge.compile(model, torch.zeros(4, 2), tmp_path / "plain", progress=False)
+    with pytest.raises(ValueError, match="which this artifact does not compute \\(compile with residual=True\\)"):
+        Solver(str(plain), residual="flag")
+    with pytest.raises(ValueError, match='residual must be "off", "flag" or "reject"'):
+        Solver(str(artifact), residual="loud")
+
+
+def test_the_c_api_screens_the_residual(tmp_path):
+    import ctypes
+    from pathlib import Path
+
+    import kd_edge._runtime as runtime
+
+    class Options(ctypes.Structure):
+        _fields_ = [("threads", ctypes.c_int), ("max_batch", ctypes.c_size_t), ("domain_policy", ctypes.c_int),
+                    ("check_outputs", ctypes.c_int), ("residual_policy", ctypes.c_int)]
+
+    lib = ctypes.CDLL(str(Path(runtime.__file__).with_name("libkd_edge.so")))
+    lib.kd_edge_default_options.restype = Options
+    lib.kd_edge_last_error.restype = ctypes.c_char_p
+    lib.kd_edge_residual_exceeded.restype = ctypes.c_size_t
+    model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    artifact = str(kd_edge.compile(model, torch.zeros(4, 2), tmp_path, residual=True, progress=False)).encode()
+    later = np.random.default_rng(4).uniform([-1, 1.2], [1, 2], (500, 2)).astype(np.float32)
+    out = np.empty((500, 2), np.float32)
+    results = {}
+    for name, policy in (("flag", 1), ("reject", 2), ("bad", 7)):
+        options = lib.kd_edge_default_options()
+        assert options.residual_policy == 0  # off by default
+        options.residual_policy = policy
+        solver = ctypes.c_void_p()
+        status = lib.kd_edge_open_with(artifact, ctypes.byref(options), ctypes.byref(solver))
+        if name == "bad":
+            assert status == 3 and b"options.residual_policy must be 0 (off), 1 (flag) or 2 (reject), got 7" in \
+                lib.kd_edge_last_error(None)
+            continue
+        assert status == 0, lib.kd_edge_last_error(None)
+        status = lib.kd_edge_predict(solver, later.ctypes.data_as(ctypes.c_void_p), ctypes.c_size_t(500),
+                                     out.ctypes.data_as(ctypes.c_void_p))
+        first = ctypes.c_size_t(0)
+        results[name] = (status, lib.kd_edge_residual_exceeded(solver, ctypes.byref(first)), first.value,
+                         lib.kd_edge_last_error(solver))
+        lib.kd_edge_close(solver)
+    status, exceeded, first, _ = results["flag"]
+    assert status == 0 and exceeded > 250
+    status, _, _, message = results["reject"]
+    assert status == 4 and f"point {first}: residual = ".encode() in message

@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent("""
     def counts():  # allocations anywhere, locks by this thread
         return counter.kd_edge_test_allocations(), counter.kd_edge_test_thread_locks()
 
-    artifact, n, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    solver = kd_edge.Solver(artifact, threads=threads, max_batch=n)
+    artifact, n, threads, residual = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    solver = kd_edge.Solver(artifact, threads=threads, max_batch=n, residual=residual)
     x = np.random.default_rng(0).uniform(-1, 1, size=(n, solver.n_inputs)).astype(np.float32)
     y = np.empty((n, solver.n_outputs), np.float32)
     predict = solver.predict
@@ -67,7 +67,7 @@ def counter_library(tmp_path_factory):
 def test_predict_into_caller_array_allocates_nothing(compiled, counter_library, n, threads):
     _, artifact = compiled()
     env = dict(os.environ, LD_PRELOAD=str(counter_library))
-    run = subprocess.run([sys.executable, "-c", SCRIPT, str(artifact), str(n), str(threads)], env=env,
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(artifact), str(n), str(threads), "off"], env=env,
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     steady, gil_only, control = run.stdout.strip().splitlines()
@@ -77,3 +77,29 @@ def test_predict_into_caller_array_allocates_nothing(compiled, counter_library, 
     assert allocations == 0, f"10,000 calls made {allocations} allocations"
     # A lock per call would add 10,000; a stray one comes from the interpreter's own housekeeping.
     assert abs(locks - gil_locks) <= 2, f"10,000 calls locked {locks} times; the GIL hand-off alone locks {gil_locks}"
+
+
+@pytest.fixture(scope="module")
+def residual_artifact(tmp_path_factory):
+    import torch
+
+    import kd_edge
+    from kd_edge.deploy.runtime import SOURCE
+
+    student = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    return kd_edge.compile(student, torch.zeros(4, 2), tmp_path_factory.mktemp("residual"), residual=True,
+                           progress=False)
+
+
+@pytest.mark.parametrize("n", [1, 4096])
+def test_the_residual_screen_allocates_nothing(residual_artifact, counter_library, n):
+    """residual="flag" on points half outside the trained domain (x, t in [-1, 1]): many are
+    flagged, and counting them allocates nothing and locks nothing."""
+    env = dict(os.environ, LD_PRELOAD=str(counter_library))
+    run = subprocess.run([sys.executable, "-c", SCRIPT, str(residual_artifact), str(n), "1", "flag"], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    steady, gil_only, _ = run.stdout.strip().splitlines()
+    allocations, locks = map(int, steady.split())
+    gil_locks = int(gil_only.split()[1]) if n >= 256 else 0  # batches of 256 and more release the GIL
+    assert allocations == 0 and abs(locks - gil_locks) <= 2, (allocations, locks, gil_locks)

@@ -46,11 +46,20 @@ typedef enum {
   KD_EDGE_DOMAIN_REJECT = 2,
 } kd_edge_domain_policy;
 
+/* A point whose PDE residual (an artifact compiled with residual=True) is over the threshold its
+ * manifest records: not screened, counted, or the call refused (KD_EDGE_ERR_RUNTIME). */
+typedef enum {
+  KD_EDGE_RESIDUAL_OFF = 0,
+  KD_EDGE_RESIDUAL_FLAG = 1,
+  KD_EDGE_RESIDUAL_REJECT = 2,
+} kd_edge_residual_policy;
+
 typedef struct {
   int threads;           /* 1: calling thread only; 0: the pool for large batches */
   size_t max_batch;      /* scratch prepared for this many points; 0: grow on first use */
   int domain_policy;     /* a kd_edge_domain_policy */
   int check_outputs;     /* 1: refuse non-finite outputs; 0: don't check; -1: manifest default */
+  int residual_policy;   /* a kd_edge_residual_policy */
 } kd_edge_options;
 
 /* Options equal to the defaults: threads 0, max_batch 0, manifest defaults. */
@@ -80,6 +89,10 @@ kd_edge_status kd_edge_predict(kd_edge_solver* solver, const float* in, size_t n
  * (flagged or clamped); if first is not NULL and the count is not 0, *first is the index
  * of the first one. 0 for a NULL solver. */
 size_t kd_edge_out_of_domain(const kd_edge_solver* solver, size_t* first);
+
+/* Points of the last successful kd_edge_predict whose residual was over the threshold
+ * (KD_EDGE_RESIDUAL_FLAG); *first as for kd_edge_out_of_domain. 0 for a NULL solver. */
+size_t kd_edge_residual_exceeded(const kd_edge_solver* solver, size_t* first);
 
 size_t kd_edge_n_inputs(const kd_edge_solver* solver);
 size_t kd_edge_n_outputs(const kd_edge_solver* solver);

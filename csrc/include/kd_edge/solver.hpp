@@ -45,6 +45,14 @@ enum class DomainPolicy {
   kReject,  // refuse the whole call (kInvalidInput), naming the first such point
 };
 
+// What to do with a point whose PDE residual (an artifact compiled with residual=True) is larger
+// than the threshold its manifest records.
+enum class ResidualPolicy {
+  kOff,     // nothing: the residual columns are outputs like the others
+  kFlag,    // count such points in PredictReport
+  kReject,  // refuse the call (kRuntime), naming the first such point; the outputs are not to be used
+};
+
 // What manifest.json says about the artifact, after validation.
 struct ArtifactInfo {
   RuntimeKind runtime = RuntimeKind::kVm;
@@ -60,6 +68,8 @@ struct ArtifactInfo {
   std::vector<std::string> input_names;     // size n_inputs
   std::vector<std::string> output_names;    // size n_outputs
   std::vector<float> lower, upper;          // training domain per input; empty if not recorded
+  std::vector<std::size_t> residual_columns;  // output columns holding a PDE residual (residual=True)
+  std::vector<float> residual_threshold;    // per residual column: |residual| above it is suspect
   DomainPolicy default_domain_policy = DomainPolicy::kFlag;
   bool default_check_outputs = true;
   std::string tvm_version;                  // TVM release that compiled the library
@@ -100,12 +110,15 @@ struct SolverOptions {
   std::size_t max_batch = 0;
   std::optional<DomainPolicy> domain_policy;  // unset: the manifest's default
   std::optional<bool> check_outputs;          // unset: the manifest's default
+  ResidualPolicy residual_policy = ResidualPolicy::kOff;  // needs an artifact with residual columns
 };
 
 // What one predict call saw.
 struct PredictReport {
   std::size_t out_of_domain = 0;        // points outside the training domain (flagged or clamped)
   std::size_t first_out_of_domain = 0;  // index of the first one, when out_of_domain > 0
+  std::size_t residual_exceeded = 0;    // points whose residual is over the threshold (policy kFlag)
+  std::size_t first_residual_exceeded = 0;  // index of the first one, when residual_exceeded > 0
 };
 
 // A loaded artifact ready to predict. Construction throws kd_edge::Error on any failure.
