@@ -163,7 +163,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     """
     import tvm
 
-    from kd_edge.compiler.chain import NotADenseChain, epilogue_operations, extract_chain
+    from kd_edge.compiler.chain import NotADenseChain, describe_layers, epilogue_operations, extract_chain
     from kd_edge.compiler.kernel import (ENTRY, PARALLEL_ENTRY, SMALL_ENTRY, KernelOptions, build_kernel_module,
                                          stack_bytes)
     from kd_edge.compiler.tune import tune_kernel
@@ -184,14 +184,13 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
     outputs = _column_names(output_names, n_out, "y", "output")
     if not isinstance(residual, bool):
         raise TypeError(f"residual must be True or False, got {residual!r}")
-    residual_trees = None
-    if residual:
-        residual_trees = _residual(problem, inputs, outputs)
-        derivatives = derivatives or []
-    if derivatives is not None:
+    residual_trees = _residual(problem, inputs, outputs) if residual else None
+    differentiate = derivatives is not None or residual  # the derivative kernel, not the value kernels
+    if differentiate:
         from kd_edge.compiler.derivatives import parse_derivatives
 
-        derivatives = parse_derivatives(derivatives, inputs, outputs) if derivatives or not residual else []
+        # a residual alone needs no derivative columns of its own
+        derivatives = [] if residual and not derivatives else parse_derivatives(derivatives, inputs, outputs)
         if static:
             raise ValueError("derivatives are not compiled into static artifacts yet; compile a shared one")
         if backend == "vm":
@@ -204,8 +203,9 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         try:
             layers = extract_chain(relax_module)
         except NotADenseChain as e:
-            if backend == "fused" or static or derivatives is not None:
-                wanted = "a static artifact" if static else ("derivatives" if not residual else "a residual") if derivatives is not None else "backend='fused'"
+            if backend == "fused" or static or differentiate:
+                wanted = ("a static artifact" if static else "a residual" if residual
+                          else "derivatives" if differentiate else "backend='fused'")
                 raise ValueError(f"{wanted} needs a dense chain, but {e}") from None
             if tune_trials:
                 raise ValueError(f"tune_trials tunes the fused kernel, which needs a dense chain, but {e}") from None
@@ -222,7 +222,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         options, tuning = KernelOptions(), None
         if tune_trials:
             options, tuning = tune_kernel(layers, lanes, spec, tune_trials, progress)
-        if derivatives is not None:
+        if differentiate:
             from kd_edge.compiler.derivatives import build_derivative_kernel
 
             module = tvm.IRModule({entry: build_derivative_kernel(layers, lanes, derivatives, entry, parallel,
@@ -232,28 +232,24 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
             module = build_kernel_module(layers, lanes, options)
         executable = tvm.compile(module, target=tvm.target.Target(spec.tvm_target))
         # the latency kernel computes values only: an artifact with derivatives has none
-        small = {} if derivatives is not None else {"small_entry": SMALL_ENTRY, "tile_points": lanes,
-                                        "small_max_points": small_max_points(lanes)}
+        small = {} if differentiate else {"small_entry": SMALL_ENTRY, "tile_points": lanes,
+                                          "small_max_points": small_max_points(lanes)}
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
                    "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes, **small,
                    "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),
-                   "stack_bytes": stack_bytes(layers, lanes),
-                   # [inputs, outputs, activations] per layer, then the layers whose outputs it
-                   # also reads (skip connections; 0: the input), if any
-                   "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
-                              + ([sorted(l.skips)] if l.skips else []) for l in layers],
-                   "multiply_adds": sum(l.multiply_adds for l in layers)}
+                   "stack_bytes": stack_bytes(layers, lanes), **describe_layers(layers)}
         if layers.epilogue is not None:
             runtime["epilogue"] = {"outputs": len(layers.epilogue), "operations": epilogue_operations(layers.epilogue)}
         if derivatives:
             runtime["derivatives"] = [{"name": d, "output": outputs[k], "by": [inputs[q] for q in wrt]}
                                       for d, k, wrt in derivatives]
-        if residual_trees is not None:
+        if residual:
             from kd_edge.compiler.residual import residual_names
 
             runtime["residual"] = {"names": residual_names(problem), "problem": problem.name,
                                    "coefficients": problem.coefficients, **residual_threshold(model, problem)}
-        outputs = outputs + [d for d, _, _ in derivatives or []] + (runtime.get("residual") or {}).get("names", [])
+        if differentiate:
+            outputs = outputs + [d for d, _, _ in derivatives] + (runtime["residual"]["names"] if residual else [])
     else:
         if not spec.is_host_arch:
             raise ValueError(f"target {spec.name!r} ({spec.arch}): {VM_HOST_ONLY}")

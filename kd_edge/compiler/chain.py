@@ -80,6 +80,34 @@ class Chain(list):
         return [shape(tree) for tree in self.epilogue or []]
 
 
+# Expression-tree nodes without subtrees: an epilogue's ("lin", weights, bias), ("out", j) and
+# ("const", v), and a traced residual's ("field", key) and ("input", i).
+LEAVES = ("lin", "out", "const", "field", "input")
+
+
+def folder(leaf, combine):
+    """emit(node): an expression tree's value, bottom-up and left to right, each distinct node
+    computed once (a subexpression used twice is one node): leaf(node) for a leaf (LEAVES),
+    combine(node, [values of its subtrees]) for the rest."""
+    memo = {}
+
+    def emit(node):
+        if id(node) not in memo:
+            memo[id(node)] = leaf(node) if node[0] in LEAVES else combine(node, [emit(a) for a in node[1:]])
+        return memo[id(node)]
+
+    return emit
+
+
+def describe_layers(layers) -> dict:
+    """The manifest's account of a chain: "layers", [inputs, outputs, activations] per layer, then
+    the layers whose outputs it also reads (skip connections; 0: the input), if any; and
+    "multiply_adds" per point."""
+    return {"layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
+                       + ([sorted(l.skips)] if l.skips else []) for l in layers],
+            "multiply_adds": sum(l.multiply_adds for l in layers)}
+
+
 def unary_nodes(trees) -> int:
     """Distinct sin/tanh nodes in an epilogue: each takes a stack buffer in the kernel."""
     return sum(1 for node in _nodes(trees) if node[0] in ("sin", "tanh"))

@@ -128,19 +128,14 @@ def _activation(kind: str, a: _Dual, pairs, let) -> _Dual:
 
 
 def check_differentiable(layers):
+    from kd_edge.compiler.chain import _nodes
+
     kinds = {k for layer in layers for k in layer.activations}
-    kinds |= {node[0] for tree in (layers.epilogue or []) for node in _walk(tree)} & {"sin", "tanh"}
+    kinds |= {node[0] for node in _nodes(layers.epilogue)} & {"sin", "tanh"}
     unsupported = sorted(kinds - set(ACTIVATIONS))
     if unsupported:
         raise ValueError(f"derivatives through {', '.join(unsupported)} are not compiled yet; the derivative kernel "
                          f"takes {', '.join(ACTIVATIONS)}")
-
-
-def _walk(node):
-    yield node
-    if node[0] not in ("lin", "out", "const"):
-        for child in node[1:]:
-            yield from _walk(child)
 
 
 def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel: bool, residual=None):
@@ -265,43 +260,36 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
 
 def _epilogue_duals(trees, inputs, outs, pairs, let):
     """Each epilogue tree as a _Dual of the point's inputs and the chain's outputs."""
+    from kd_edge.compiler.chain import folder
     from kd_edge.compiler.kernel import _c
 
-    memo = {}
+    def leaf(node):
+        if node[0] == "lin":
+            value, first = _c(node[2]), {}
+            for i, w in enumerate(node[1]):
+                if w:
+                    value = value + _c(w) * inputs[i].value
+                    for q in inputs[i].first:
+                        first[q] = _sum(first.get(q), _c(w))
+            return _Dual(value, first)
+        return outs[node[1]] if node[0] == "out" else _Dual(_c(node[1]))
 
-    def emit(node):
-        if id(node) in memo:
-            return memo[id(node)]
+    def combine(node, args):
         kind = node[0]
-        if kind == "lin":
-            terms = [(w, inputs[i]) for i, w in enumerate(node[1]) if w]
-            value = _c(node[2])
-            first = {}
-            for w, dual in terms:
-                value = value + _c(w) * dual.value
-                for q in dual.first:
-                    first[q] = _sum(first.get(q), _c(w))
-            result = _Dual(value, first)
-        elif kind == "out":
-            result = outs[node[1]]
-        elif kind == "const":
-            result = _Dual(_c(node[1]))
-        elif kind in ("add", "sub"):
-            result = _add(emit(node[1]), emit(node[2]), subtract=kind == "sub")
-        elif kind == "mul":
-            result = _product(emit(node[1]), emit(node[2]), pairs)
-        elif kind == "div":
-            a, b = emit(node[1]), emit(node[2])
+        if kind in ("add", "sub"):
+            return _add(*args, subtract=kind == "sub")
+        if kind == "mul":
+            return _product(*args, pairs)
+        if kind == "div":
+            a, b = args
             inverse = let(_c(1.0) / b.value)
             # 1/b: value 1/b, first -b'/b^2, second (2 b'_q b'_r / b - b''_qr) / b^2
             reciprocal = _chain_rule(b, inverse, _c(-1.0) * inverse * inverse,
                                      _c(2.0) * inverse * inverse * inverse, pairs)
-            result = _product(a, reciprocal, pairs)
-        elif kind in ("sin", "tanh"):
-            result = _activation(kind, emit(node[1]), pairs, let)
-        else:
-            raise ValueError(f"cannot differentiate the epilogue operation {kind!r}")
-        memo[id(node)] = result
-        return result
+            return _product(a, reciprocal, pairs)
+        if kind in ("sin", "tanh"):
+            return _activation(kind, args[0], pairs, let)
+        raise ValueError(f"cannot differentiate the epilogue operation {kind!r}")
 
+    emit = folder(leaf, combine)
     return [emit(tree) for tree in trees]

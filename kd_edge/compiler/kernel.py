@@ -72,30 +72,22 @@ def _epilogue_emitter(inp, out, unary):
     """emit(node) -> the TIR expression of an epilogue node, each distinct node built once.
     inp(i) / out(k): the point's i-th input and the network's k-th output; unary(kind, a): the
     sin or tanh of a."""
-    memo = {}
+    from kd_edge.compiler.chain import folder
 
-    def emit(node):
-        if id(node) in memo:
-            return memo[id(node)]
-        kind = node[0]
-        if kind == "lin":
+    def leaf(node):
+        if node[0] == "lin":
             terms = [inp(i) if w == 1 else _c(w) * inp(i) for i, w in enumerate(node[1]) if w]
             terms += [_c(node[2])] if node[2] or not terms else []
             e = terms[0]
             for term in terms[1:]:
                 e = e + term
-        elif kind == "out":
-            e = out(node[1])
-        elif kind == "const":
-            e = _c(node[1])
-        elif kind in ("sin", "tanh"):
-            e = unary(kind, emit(node[1]))
-        else:
-            e = _BINARY[kind](emit(node[1]), emit(node[2]))
-        memo[id(node)] = e
-        return e
+            return e
+        return out(node[1]) if node[0] == "out" else _c(node[1])
 
-    return emit
+    def combine(node, args):
+        return unary(node[0], *args) if node[0] in ("sin", "tanh") else _BINARY[node[0]](*args)
+
+    return folder(leaf, combine)
 
 
 def stack_bytes(layers, lanes: int) -> int:

@@ -108,49 +108,32 @@ def residual_names(problem) -> list[str]:
 
 
 def field_keys(trees) -> list[str]:
-    keys = []
+    """The fields the trees read, in the order they first read them."""
+    from kd_edge.compiler.chain import _nodes
 
-    def walk(node):
-        if node[0] == "field":
-            if node[1] not in keys:
-                keys.append(node[1])
-        elif node[0] not in ("input", "const"):
-            for child in node[1:]:
-                walk(child)
-
-    for tree in trees:
-        walk(tree)
-    return keys
+    return list(dict.fromkeys(node[1] for node in _nodes(trees) if node[0] == "field"))
 
 
 def evaluate(node, leaf, sin, cos, exp, tanh, absolute=False):
     """The tree's value, leaves from leaf(node); with absolute, the sum of its terms' magnitudes
     (|a| + |b| for a +- b, and |.| of each product, quotient and function): the scale rounding
     errors are relative to."""
-    memo = {}
+    from kd_edge.compiler.chain import folder
 
-    def ev(n):
-        key = id(n)
-        if key in memo:
-            return memo[key]
+    functions = {"sin": sin, "cos": cos, "exp": exp, "tanh": tanh}
+    magnitude = abs if absolute else (lambda v: v)
+
+    def leaves(n):
+        return magnitude(n[1] if n[0] == "const" else leaf(n))
+
+    def combine(n, args):
         kind = n[0]
-        if kind in ("field", "input"):
-            value = leaf(n)
-        elif kind == "const":
-            value = n[1]
-        elif kind in ("add", "sub"):
-            a, b = ev(n[1]), ev(n[2])
-            value = a + b if kind == "add" or absolute else a - b
-        elif kind == "mul":
-            value = ev(n[1]) * ev(n[2])
-        elif kind == "div":
-            value = ev(n[1]) / ev(n[2])
-        else:
-            value = {"sin": sin, "cos": cos, "exp": exp, "tanh": tanh}[kind](ev(n[1]))
-        if absolute and kind not in ("add", "sub"):
-            value = abs(value)
-        memo[key] = value
-        return value
+        if kind in ("add", "sub"):
+            return args[0] + args[1] if kind == "add" or absolute else args[0] - args[1]
+        if kind == "mul":
+            return magnitude(args[0] * args[1])
+        if kind == "div":
+            return magnitude(args[0] / args[1])
+        return magnitude(functions[kind](args[0]))
 
-    return ev(node)
-
+    return folder(leaves, combine)(node)

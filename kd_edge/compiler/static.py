@@ -23,7 +23,6 @@ STATIC_KIND = "static"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STATUS = {"OK": 0, "ERR_ARGUMENT": -1, "ERR_NONFINITE_INPUT": -2, "ERR_OUT_OF_DOMAIN": -3,
           "ERR_NONFINITE_OUTPUT": -4}
-POLICY_VALUES = {"flag": 0, "clamp": 1, "reject": 2}
 
 
 def model_name(name, model) -> str:
@@ -252,6 +251,7 @@ def build_static(layers, spec, out: Path, name: str, inputs, outputs, domain, ou
     manifest's runtime entry."""
     import tvm
 
+    from kd_edge.compiler.chain import describe_layers
     from kd_edge.compiler.kernel import _small_kernel, KernelOptions, build_loop_kernel
 
     cc, objcopy, ar, size = (_tool(spec, t) for t in ("gcc", "objcopy", "ar", "size"))
@@ -298,6 +298,4 @@ def build_static(layers, spec, out: Path, name: str, inputs, outputs, domain, ou
     return {"kind": STATIC_KIND, "name": name, "library": library.name, "header": f"{name}.h",
             "entry": f"{name}_predict", "entry_ex": f"{name}_predict_ex", "kernel": kernel,
             "flash_bytes": text + data, "ram_bytes": data + bss, "undefined_symbols": undefined,
-            "multiply_adds": sum(l.multiply_adds for l in layers),
-            "layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
-                       + ([sorted(l.skips)] if l.skips else []) for l in layers]}
+            **describe_layers(layers)}
