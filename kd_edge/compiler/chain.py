@@ -127,8 +127,8 @@ def _nodes(trees) -> list:
             return
         seen.add(id(node))
         out.append(node)
-        for a in node[1:]:
-            if isinstance(a, tuple):
+        if node[0] not in LEAVES:  # a leaf's tuple (a "lin" node's weights) is data, not a subtree
+            for a in node[1:]:
                 walk(a)
 
     for tree in trees or []:
