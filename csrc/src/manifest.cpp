@@ -89,10 +89,13 @@ DomainPolicy parse_policy(const std::string& name, const std::string& where) {
   return policy;
 }
 
-std::vector<float> number_list(const Value& values, const char* key, std::size_t size, const std::string& where) {
+// A list of `size` finite numbers, one per `each` ("input", "residual").
+std::vector<float> number_list(const Value& values, const char* key, std::size_t size, const char* each,
+                               const std::string& where) {
   if (values.type != Type::kArray) bad(where, std::string("field \"") + key + "\" must be a list of numbers");
   if (values.array.size() != size)
-    bad(where, std::string("field \"") + key + "\" must have one number per input (" + std::to_string(size) + ")");
+    bad(where, std::string("field \"") + key + "\" must have one number per " + each + " (" + std::to_string(size) +
+                   ")");
   std::vector<float> out;
   for (const Value& v : values.array) {
     if (v.type != Type::kNumber) bad(where, std::string("field \"") + key + "\" must be a list of numbers");
@@ -199,8 +202,8 @@ ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
   const Value& domain = field(top, "domain", where);
   if (domain.type != Type::kNull) {
     if (domain.type != Type::kObject) bad(where, "field \"domain\" must be null or an object with \"lower\" and \"upper\"");
-    info.lower = number_list(field(domain, "lower", where), "lower", info.input_names.size(), where);
-    info.upper = number_list(field(domain, "upper", where), "upper", info.input_names.size(), where);
+    info.lower = number_list(field(domain, "lower", where), "lower", info.input_names.size(), "input", where);
+    info.upper = number_list(field(domain, "upper", where), "upper", info.input_names.size(), "input", where);
     for (std::size_t i = 0; i < info.lower.size(); ++i)
       if (!(info.lower[i] <= info.upper[i]))
         bad(where, "domain of input " + info.input_names[i] + " has lower > upper");
@@ -211,7 +214,8 @@ ArtifactInfo parse_manifest(const std::string& text, const std::string& where) {
   if (info.runtime == RuntimeKind::kFused && runtime_again.find("residual") != nullptr) {
     const Value& residual = object_field(runtime_again, "residual", where);
     const std::vector<std::string> names = string_list(residual, "names", where, false);
-    info.residual_threshold = number_list(field(residual, "threshold", where), "threshold", names.size(), where);
+    info.residual_threshold =
+        number_list(field(residual, "threshold", where), "threshold", names.size(), "residual", where);
     for (std::size_t k = 0; k < names.size(); ++k) {
       const auto column = std::find(info.output_names.begin(), info.output_names.end(), names[k]);
       if (column == info.output_names.end())

@@ -39,9 +39,16 @@ def firmware_tools_missing(target="cortex-m4f") -> list[str]:
 
 
 def _static_manifest(artifact: Path) -> dict:
-    manifest = json.loads((artifact / "manifest.json").read_text())
-    if manifest["runtime"]["kind"] != STATIC_KIND:
-        raise ValueError(f"{artifact} is a {manifest['runtime']['kind']} artifact; firmware links static ones "
+    path = Path(artifact) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no manifest.json in {artifact}: not an artifact directory")
+    try:
+        manifest = json.loads(path.read_text())
+        kind = manifest["runtime"]["kind"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path} is damaged: not a kd-edge manifest ({type(e).__name__}: {e})") from None
+    if kind != STATIC_KIND:
+        raise ValueError(f"{artifact} is a {kind} artifact; firmware links static ones "
                          f"(compile with a microcontroller target, or static=True)")
     return manifest
 

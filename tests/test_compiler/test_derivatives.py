@@ -306,3 +306,24 @@ def test_the_c_api_screens_the_residual(tmp_path):
     assert status == 0 and exceeded > 250
     status, _, _, message = results["reject"]
     assert status == 4 and f"point {first}: residual = ".encode() in message
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"threshold": [-1.0]}, 'residual threshold for "residual" must be a positive number'),
+    ({"names": ["resid"]}, 'residual "resid" is not among the outputs'),
+    ({"threshold": [1.0, 2.0]}, 'field "threshold" must have one number per residual \\(1\\)'),
+], ids=["negative", "unknown-column", "wrong-length"])
+def test_a_damaged_residual_entry_is_named(change, message, tmp_path):
+    import shutil
+
+    from kd_edge._runtime import ArtifactError
+
+    model = kd_edge.load_model(SOURCE / "models" / "burgers" / "student.pt")
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path / "a", residual=True, progress=False)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(artifact, damaged)
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    manifest["runtime"]["residual"].update(change)
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=message):
+        Solver(str(damaged))

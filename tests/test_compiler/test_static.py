@@ -289,3 +289,11 @@ def test_a_microcontroller_bundle_builds_and_runs_its_control_loop(tmp_path):
     np.testing.assert_allclose(np.array(bits, np.uint32).view(np.float32), float64(student("burgers"), x)[:, 0],
                                atol=1e-5)
     assert "libburgers_student.a" in (out / "README.md").read_text()
+
+
+def test_firmware_names_a_damaged_manifest(tmp_path):
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="manifest.json is damaged: not a kd-edge manifest"):
+        run_on_board(tmp_path, np.zeros((1, 2), np.float32))
+    with pytest.raises(FileNotFoundError, match="no manifest.json in"):
+        run_on_board(tmp_path / "missing", np.zeros((1, 2), np.float32))
