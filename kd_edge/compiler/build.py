@@ -246,7 +246,7 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         if residual:
             from kd_edge.compiler.residual import residual_names
 
-            runtime["residual"] = {"names": residual_names(problem), "problem": problem.name,
+            runtime["residual"] = {"names": residual_names(residual_trees[0]), "problem": problem.name,
                                    "coefficients": problem.coefficients, **residual_threshold(model, problem)}
         if differentiate:
             outputs = outputs + [d for d, _, _ in derivatives] + (runtime["residual"]["names"] if residual else [])

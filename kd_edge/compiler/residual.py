@@ -102,9 +102,9 @@ def trace_residual(problem) -> list:
     return [_node(r) for r in (result if isinstance(result, (list, tuple)) else [result])]
 
 
-def residual_names(problem) -> list[str]:
-    n = len(trace_residual(problem))
-    return ["residual"] if n == 1 else [f"residual_{i}" for i in range(n)]
+def residual_names(trees) -> list[str]:
+    """The output columns of the residuals: "residual", or "residual_0", ... for several equations."""
+    return ["residual"] if len(trees) == 1 else [f"residual_{i}" for i in range(len(trees))]
 
 
 def field_keys(trees) -> list[str]:
