@@ -5,7 +5,9 @@ The recogniser interprets main's bindings abstractly. Each value is either a con
 an affine map of the previous layer's output, possibly with elementwise activations
 applied; matmul and add/subtract/multiply/divide by constants compose affine maps, tanh,
 sin, cos (cos x = sin(x + pi/2)), sigmoid, SiLU (x * sigmoid(x)), ReLU and GELU (erf and tanh
-forms) close a layer, and concat joins maps of the same input. A sum of values of different
+forms) close a layer, and concat joins maps of the same input. An activation exported as several
+elementwise operations of one pre-activation (softplus as log(1 + exp(x)) with a threshold, ELU as
+relu(x) - relu(1 - exp(x))) is recognised by its values, whichever operations spell it. A sum of values of different
 layers is a skip connection: the later one is the layer's input, the earlier one a skip input.
 After the chain, an elementwise *epilogue* may combine its outputs with the input columns:
 add, subtract, multiply, divide, negate, integer powers, sin, cos and tanh of input columns (strided
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-ACTIVATIONS = ("identity", "tanh", "sin", "sigmoid", "silu", "relu", "gelu", "gelu_tanh")
+ACTIVATIONS = ("identity", "tanh", "sin", "sigmoid", "silu", "relu", "gelu", "gelu_tanh", "softplus", "elu")
 
 
 class NotADenseChain(Exception):
@@ -52,6 +54,12 @@ class _Affine:  # value = act(W @ base + sum_k S_k @ output_k + b) per column; b
         """matrix @ self + bias (no activation applied yet)."""
         return _Affine(matrix @ self.weight, matrix @ self.bias + bias, self.base, None,
                        {k: matrix @ m for k, m in self.skips.items()})
+
+
+@dataclass
+class _Elementwise:  # per column, a function of one pre-activation: an activation exported as several operations
+    pre: _Affine  # the pre-activation x (no activation applied)
+    tree: tuple  # over ("lin", s, t) = s x + t per column, ("const", c), ("act", kinds, node) and numpy-named operations
 
 
 @dataclass
@@ -257,19 +265,76 @@ def extract_chain(module) -> Chain:
         raise NotADenseChain("elementwise arithmetic between two non-constant tensors outside an epilogue")
 
     def strided_slice(call):
-        source = value(call.args[0])
+        source = resolve(value(call.args[0]))
         axes, begin, end, strides = ([int(i) for i in call.args[k].fields] for k in range(1, 5))
         if isinstance(source, np.ndarray) or axes != [1]:
             raise NotADenseChain("a slice of anything but the columns of a running value")
         columns = pointwise(source)
         return _Pointwise(columns[slice(begin[0], end[0], strides[0])])
 
+    def related(v: _Affine, x: _Affine):
+        """(s, t) with v's pre-activation = s x + t per column, or None."""
+        if v.base != x.base or len(v.bias) != len(x.bias) or set(v.skips) != set(x.skips):
+            return None
+        rows = np.hstack([x.weight] + [x.skips[k] for k in sorted(x.skips)])
+        other = np.hstack([v.weight] + [v.skips[k] for k in sorted(v.skips)])
+        pivot = np.abs(rows).argmax(axis=1)
+        index = np.arange(len(pivot))
+        s = np.where(rows[index, pivot] != 0, other[index, pivot] / np.where(rows[index, pivot] != 0,
+                                                                               rows[index, pivot], 1), 1.0)
+        if not np.allclose(other, s[:, None] * rows, rtol=1e-6, atol=1e-12 * (1 + np.abs(rows).max())):
+            return None
+        return s, v.bias - s * x.bias
+
+    def as_tree(a, x: _Affine, k: int):
+        """An operand of an elementwise operation as a tree in x."""
+        if isinstance(a, np.ndarray):
+            return ("const", np.asarray(as_vector(a, k), np.float64))
+        if isinstance(a, _Elementwise):
+            if a.pre is x:
+                return a.tree
+            st = related(a.pre, x)
+            if st is None:
+                raise NotADenseChain("elementwise arithmetic between values of different layers")
+            return _substitute(a.tree, *st)
+        st = related(a, x)
+        if st is None:
+            raise NotADenseChain("elementwise arithmetic between values of different layers "
+                                 "(a gated or multiplicative network?)")
+        leaf = ("lin",) + st
+        return leaf if a.activations is None else ("act", a.activations, leaf)
+
+    def elementwise(op, args) -> _Elementwise:
+        first = next(a for a in args if isinstance(a, (_Elementwise, _Affine)))
+        x = first.pre if isinstance(first, _Elementwise) else _Affine(first.weight, first.bias, first.base, None,
+                                                                      first.skips)
+        trees = [as_tree(a, x, len(x.bias)) for a in args]
+        name = ELEMENTWISE[op]
+        if name in ("tanh", "sin", "cos", "sigmoid", "relu", "gelu", "gelu_tanh"):
+            return _Elementwise(x, ("act", (UNARY.get(op, name),) * len(x.bias),
+                                    ("add", trees[0], ("const", np.full(len(x.bias), math.pi / 2))) if op == "relax.cos"
+                                    else trees[0]))
+        return _Elementwise(x, (name, *trees))
+
+    identified = {}
+
+    def resolve(v):
+        """v, with an _Elementwise turned into the layer of the activation it computes."""
+        if not isinstance(v, _Elementwise):
+            return v
+        if id(v) not in identified:
+            kinds, beta, scale = _identify(v.tree, len(v.pre.bias))
+            x = v.pre.map(np.diag(beta), 0.0)  # scale * act(beta x): beta into this layer's weights,
+            layer = close(_Affine(x.weight, x.bias, x.base, kinds, x.skips))
+            identified[id(v)] = (v, layer if np.all(scale == 1) else layer.map(np.diag(scale), 0.0))  # scale into the next
+        return identified[id(v)][1]
+
     def evaluate(call):
         op = call.op.name if hasattr(call.op, "name") else str(call.op)
         if op == "relax.strided_slice":
             return strided_slice(call)
         if op == "relax.concat":
-            parts = [value(f) for f in call.args[0].fields]
+            parts = [resolve(value(f)) for f in call.args[0].fields]
             if call.attrs.axis not in (1, -1):
                 raise NotADenseChain("concat along anything but columns")
             if any(isinstance(p, _Pointwise) for p in parts):
@@ -285,6 +350,11 @@ def extract_chain(module) -> Chain:
             return _Affine(np.vstack([p.weight for p in parts]), np.concatenate([p.bias for p in parts]),
                            parts[0].base, acts, skips)
         args = [value(a) for a in call.args]
+        if op in ELEMENTWISE and not any(isinstance(a, _Pointwise) for a in args) and (
+                any(isinstance(a, _Elementwise) for a in args)
+                or (op in NONLINEAR and any(isinstance(a, _Affine) for a in args) and not ended)):
+            return elementwise(op, args)
+        args = [resolve(a) for a in args]
         if op == "relax.power" and not isinstance(args[0], np.ndarray):
             exponent = np.asarray(args[1]) if isinstance(args[1], np.ndarray) else None
             if exponent is None or exponent.size != 1 or float(exponent) not in range(1, 9):
@@ -347,7 +417,7 @@ def extract_chain(module) -> Chain:
             else:
                 values[binding.var] = value(v)
     result = func.body.body
-    out = value(result.fields[0]) if isinstance(result, ir.Tuple) else values.get(result)
+    out = resolve(value(result.fields[0]) if isinstance(result, ir.Tuple) else values.get(result))
     if isinstance(out, _Pointwise):
         if not ended:
             raise NotADenseChain("the output does not use the network")
@@ -360,6 +430,80 @@ def extract_chain(module) -> Chain:
         raise NotADenseChain("the output skips layers")
     layers.append(Layer(out.weight, out.bias, out.activations or ("identity",) * len(out.bias), out.skips))
     return Chain(_fold(layers))
+
+
+# Elementwise operations an activation exported as several operations may use (numpy's names), and
+# those that start one from a pre-activation.
+NONLINEAR = {"relax.exp": "exp", "relax.log": "log", "relax.abs": "abs", "relax.greater": "greater",
+             "relax.less": "less", "relax.where": "where", "relax.maximum": "maximum", "relax.minimum": "minimum"}
+ELEMENTWISE = dict(NONLINEAR, **{"relax.add": "add", "relax.subtract": "subtract", "relax.multiply": "multiply",
+                                 "relax.divide": "divide", "relax.negative": "negative", "relax.tanh": "tanh",
+                                 "relax.sin": "sin", "relax.cos": "cos", "relax.sigmoid": "sigmoid",
+                                 "relax.nn.relu": "relu", "relax.nn.gelu": "gelu", "relax.nn.gelu_tanh": "gelu_tanh"})
+
+
+def _substitute(tree, s, t):
+    """tree with its pre-activation x replaced by s x + t."""
+    if tree[0] == "lin":
+        return ("lin", tree[1] * s, tree[1] * t + tree[2])
+    if tree[0] == "const":
+        return tree
+    if tree[0] == "act":
+        return ("act", tree[1], _substitute(tree[2], s, t))
+    return (tree[0],) + tuple(_substitute(a, s, t) for a in tree[1:])
+
+
+def _evaluate_tree(tree, x):
+    """The tree's values at pre-activations x (points, columns), in float64."""
+    if tree[0] == "lin":
+        return tree[1] * x + tree[2]
+    if tree[0] == "const":
+        return np.broadcast_to(tree[1], x.shape)
+    if tree[0] == "act":
+        import torch
+
+        v = torch.from_numpy(np.ascontiguousarray(_evaluate_tree(tree[2], x)))
+        f = {"tanh": torch.tanh, "sin": torch.sin, "sigmoid": torch.sigmoid, "relu": torch.relu,
+             "silu": torch.nn.functional.silu, "gelu": torch.nn.functional.gelu, "identity": lambda u: u,
+             "gelu_tanh": lambda u: torch.nn.functional.gelu(u, approximate="tanh")}
+        return np.stack([f[kind](v[:, j]).numpy() for j, kind in enumerate(tree[1])], axis=1)
+    args = [_evaluate_tree(a, x) for a in tree[1:]]
+    return getattr(np, tree[0])(*args)
+
+
+def _identify(tree, k: int):
+    """(activations, beta, scale) per column of an elementwise function of one pre-activation x, which
+    is scale * activation(beta x): softplus (any beta, a threshold over 16: torch's is 20), ReLU, or
+    ELU with alpha 1 (beta and scale 1); else NotADenseChain."""
+    probe = np.concatenate([np.linspace(-60, 60, 4001), [-1e-3, -1e-6, 0.0, 1e-6, 1e-3]])
+    x = np.repeat(probe[:, None], k, axis=1)
+    with np.errstate(all="ignore"):
+        f = _evaluate_tree(tree, x).astype(np.float64)
+    zero = probe.size - 3
+    kinds, beta, scale = [], np.ones(k), np.ones(k)
+
+    def close_to(g):
+        return np.all(np.abs(f[:, j] - g) <= 1e-6 * (1 + np.abs(g)))
+
+    for j in range(k):
+        scale[j] = f[zero, j] / np.log(2)  # c softplus(beta x): c log 2 at 0, slope c beta far right
+        beta[j] = (f[4000, j] - f[3999, j]) / (probe[4000] - probe[3999]) / scale[j] if scale[j] else 0
+        if beta[j] > 0 and np.isfinite(beta[j]) and close_to(scale[j] * np.logaddexp(0, beta[j] * probe)):
+            kinds.append("softplus")
+            continue
+        beta[j] = scale[j] = 1.0
+        if close_to(np.maximum(probe, 0)):  # ReLU spelt as max(x, 0) (ONNX)
+            kinds.append("relu")
+            continue
+        alpha = -f[0, j]
+        if np.isfinite(alpha) and close_to(np.where(probe > 0, probe, alpha * np.expm1(np.minimum(probe, 0)))):
+            if abs(alpha - 1) > 1e-6:
+                raise NotADenseChain(f"ELU with alpha {alpha:g} (the fused kernel's ELU has alpha 1)")
+            kinds.append("elu")
+            continue
+        raise NotADenseChain("an elementwise function of a layer's pre-activation that is none of the fused "
+                             "activations (tanh, sin, sigmoid, SiLU, ReLU, GELU, softplus, ELU)")
+    return tuple(kinds), beta, scale
 
 
 BINARY = {"relax.add": "add", "relax.subtract": "sub", "relax.multiply": "mul", "relax.divide": "div"}

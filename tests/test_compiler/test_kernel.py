@@ -68,15 +68,18 @@ def _exact(act, x):
     t = torch.from_numpy(x.astype(np.float64))
     return {"sigmoid": torch.sigmoid, "silu": torch.nn.functional.silu, "relu": torch.relu,
             "gelu": torch.nn.functional.gelu,
-            "gelu_tanh": lambda v: torch.nn.functional.gelu(v, approximate="tanh")}[act](t).numpy()
+            "gelu_tanh": lambda v: torch.nn.functional.gelu(v, approximate="tanh"),
+            "softplus": torch.nn.functional.softplus, "elu": torch.nn.functional.elu}[act](t).numpy()
 
 
 # max |kernel - float64| <= absolute + relative * |x| on [-20, 20]; what is left is float32 rounding
 # of a result as large as x (measured on AMD EPYC: sigmoid 8.9e-8, SiLU 1.3e-6 at x = 13.8,
-# GELU 4.6e-7, GELU-tanh 5.2e-7 at x = 4.7, ReLU exact)
+# GELU 4.6e-7, GELU-tanh 5.2e-7 at x = 4.7, ReLU exact, softplus 4.8e-7 at x = 12 (1.2e-7 relative),
+# ELU 4.7e-8)
 @pytest.mark.parametrize("act, absolute, relative", [("sigmoid", 1.5e-7, 0), ("silu", 2e-7, 1.5e-7),
                                                      ("relu", 0, 0), ("gelu", 6e-7, 0),
-                                                     ("gelu_tanh", 2e-7, 1.5e-7)])
+                                                     ("gelu_tanh", 2e-7, 1.5e-7), ("softplus", 2e-7, 1.5e-7),
+                                                     ("elu", 1e-7, 0)])
 def test_more_activations_within_their_bounds(act, absolute, relative):
     kernel = compiled_kernel([Layer(np.ones((1, 1)), np.zeros(1), (act,)),
                               Layer(np.ones((1, 1)), np.zeros(1), ("identity",))])
@@ -87,16 +90,17 @@ def test_more_activations_within_their_bounds(act, absolute, relative):
         assert excess.max() <= 0, f"{act} via {entry}: {excess.max():.2e} over the bound"
 
 
-@pytest.mark.parametrize("act", [torch.nn.SiLU, torch.nn.Sigmoid, torch.nn.ReLU, torch.nn.GELU,
-                                 lambda: torch.nn.GELU(approximate="tanh")], ids=["silu", "sigmoid", "relu", "gelu", "gelu_tanh"])
-def test_networks_of_other_activations_fuse(tmp_path, act):
+@pytest.mark.parametrize("act, name", [(torch.nn.SiLU, "silu"), (torch.nn.Sigmoid, "sigmoid"), (torch.nn.ReLU, "relu"),
+                                       (torch.nn.GELU, "gelu"), (lambda: torch.nn.GELU(approximate="tanh"), "gelu_tanh"),
+                                       (torch.nn.Softplus, "softplus"), (lambda: torch.nn.Softplus(beta=2.5), "softplus"),
+                                       (torch.nn.ELU, "elu")],
+                         ids=["silu", "sigmoid", "relu", "gelu", "gelu_tanh", "softplus", "softplus_beta", "elu"])
+def test_networks_of_other_activations_fuse(tmp_path, act, name):
     torch.manual_seed(5)
     model = torch.nn.Sequential(torch.nn.Linear(3, 16), act(), torch.nn.Linear(16, 16), act(),
                                 torch.nn.Linear(16, 2)).eval()
     artifact = kd_edge.compile(model, torch.zeros(4, 3), tmp_path / "a")
     runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
-    name = {"SiLU": "silu", "Sigmoid": "sigmoid", "ReLU": "relu"}.get(type(model[1]).__name__)
-    name = name or ("gelu_tanh" if model[1].approximate == "tanh" else "gelu")
     assert runtime["kind"] == "fused" and runtime["layers"][0][2] == [name]
     solver = kd_edge.Solver(artifact)
     for n in (1, 2, 17, 5000):
@@ -119,6 +123,16 @@ def test_every_entry_agrees_with_pytorch(monkeypatch, options):
             expected = model(torch.from_numpy(x)).numpy()
         for entry in (ENTRY, PARALLEL_ENTRY) + ((SMALL_ENTRY,) if n <= 17 else ()):
             np.testing.assert_allclose(run(lib, entry, x, 2), expected, rtol=0, atol=1e-5, err_msg=f"{entry}, n={n}")
+
+
+@pytest.mark.parametrize("act, reason", [(lambda: torch.nn.ELU(alpha=0.5), "ELU with alpha 0.5"),
+                                         (lambda: torch.nn.Softplus(threshold=1.0), "none of the fused activations")],
+                         ids=["elu_alpha", "softplus_threshold"])
+def test_other_variants_of_an_activation_are_refused_by_name(act, reason):
+    """Softplus with a low threshold (a different function) and ELU with alpha != 1 are not fused."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 8), act(), torch.nn.Linear(8, 1)).eval()
+    with pytest.raises(NotADenseChain, match=reason):
+        extract_chain(to_relax(model, torch.zeros(3, 2)))
 
 
 class Gating(torch.nn.Module):  # a product of two values of the network, then a layer: not fused
