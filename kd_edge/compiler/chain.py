@@ -36,10 +36,21 @@ class Layer:
     # skip connections: {k: matrix (out, width of k)} applied to the output of layer k (0: the
     # network's input; layers count from 1), added before the activation
     skips: dict = field(default_factory=dict)
+    # the output `weight` reads, if not the previous layer's (a branch: two layers reading one input)
+    source: int | None = None
+    # a product: output = act(...) * (sum_k G_k out_k + g) + (sum_k A_k out_k + a), as the gating of
+    # a modified MLP, h = (1 - z) U + z V; (G, g, A, a) with G and A {k: matrix} like skips
+    gate: tuple | None = None
+
+    def main_source(self, position: int) -> int:
+        """The output `weight` reads (0: the input) for the layer at 1-based `position`."""
+        return position - 1 if self.source is None else self.source
 
     @property
     def multiply_adds(self) -> int:
-        return int(self.weight.size) + sum(int(m.size) for m in self.skips.values())
+        gate = sum(int(np.count_nonzero(m)) for part in (self.gate[0], self.gate[2]) for m in part.values()) + \
+            len(self.bias) if self.gate else 0
+        return int(self.weight.size) + sum(int(m.size) for m in self.skips.values()) + gate
 
 
 @dataclass
@@ -60,6 +71,12 @@ class _Affine:  # value = act(W @ base + sum_k S_k @ output_k + b) per column; b
 class _Elementwise:  # per column, a function of one pre-activation: an activation exported as several operations
     pre: _Affine  # the pre-activation x (no activation applied)
     tree: tuple  # over ("lin", s, t) = s x + t per column, ("const", c), ("act", kinds, node) and numpy-named operations
+
+
+@dataclass
+class _Products:  # sum of c * a * b over `terms` (c per column; a, b values of the network) + sum of c * v over `linear`
+    terms: list
+    linear: list
 
 
 @dataclass
@@ -109,11 +126,16 @@ def folder(leaf, combine):
 
 def describe_layers(layers) -> dict:
     """The manifest's account of a chain: "layers", [inputs, outputs, activations] per layer, then
-    the layers whose outputs it also reads (skip connections; 0: the input), if any; and
-    "multiply_adds" per point."""
-    return {"layers": [[int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
-                       + ([sorted(l.skips)] if l.skips else []) for l in layers],
-            "multiply_adds": sum(l.multiply_adds for l in layers)}
+    the layers whose outputs it also reads (skip connections; 0: the input), if any, then for a
+    branch or a product {"source": the output it reads instead of the previous layer's, "gate": the
+    outputs its product reads}; and "multiply_adds" per point."""
+    def entry(l):
+        out = [int(l.weight.shape[1]), int(l.weight.shape[0]), sorted(set(l.activations))]
+        extra = ({"source": l.source} if l.source is not None else {}) | (
+            {"gate": sorted(set(l.gate[0]) | set(l.gate[2]))} if l.gate else {})
+        return out + ([sorted(l.skips)] if l.skips or extra else []) + ([extra] if extra else [])
+
+    return {"layers": [entry(l) for l in layers], "multiply_adds": sum(l.multiply_adds for l in layers)}
 
 
 def unary_nodes(trees) -> int:
@@ -147,7 +169,7 @@ def _nodes(trees) -> list:
 def _fold(layers: list[Layer]) -> list[Layer]:
     """Merge a layer without activations into the next one: W2 (W1 x + b1) + b2 (not across skip
     connections: a layer that has them, or whose output one reads, keeps its place)."""
-    if any(layer.skips for layer in layers):
+    if any(layer.skips or layer.source is not None or layer.gate for layer in layers):
         return layers
     out = []
     for layer in layers:
@@ -176,6 +198,11 @@ def extract_chain(module) -> Chain:
 
     closed = {}  # id of an activated value -> its layer's output (a value used twice is one layer)
 
+    def append(v: _Affine, activations, gate=None):
+        """A new layer computing v (its input any earlier output: the previous layer's by default)."""
+        layers.append(Layer(v.weight, v.bias, activations, v.skips,
+                            None if v.base == len(layers) else v.base, gate))
+
     def close(v: _Affine) -> _Affine:
         """Turn v into the output of a new layer, so that more layers can follow it."""
         if v.activations is None:
@@ -184,9 +211,7 @@ def extract_chain(module) -> Chain:
             return closed[id(v)][1]
         if ended:
             raise NotADenseChain("a layer follows the epilogue (two networks?)")
-        if v.base != len(layers):
-            raise NotADenseChain("a layer's input is not the previous layer's output")
-        layers.append(Layer(v.weight, v.bias, v.activations, v.skips))
+        append(v, v.activations)
         k = len(v.bias)
         closed[id(v)] = (v, _Affine(np.eye(k), np.zeros(k), len(layers)))
         return closed[id(v)][1]
@@ -226,6 +251,18 @@ def extract_chain(module) -> Chain:
         running value ends the chain and becomes ("out", j) leaves."""
         if isinstance(v, _Pointwise):
             return v.columns
+        if isinstance(v, _Products):  # a product the epilogue uses: its factors as epilogue columns
+            def scaled(c, columns):
+                c = np.broadcast_to(c, (len(columns),))
+                return [x if cj == 1 else ("mul", ("const", float(cj)), x) for cj, x in zip(c, columns)]
+
+            sums = [scaled(c, [("mul", x, y) for x, y in zip(*broadcast(pointwise(a), pointwise(b)))])
+                    for c, a, b in v.terms]
+            sums += [scaled(c, pointwise(u)) for c, u in v.linear]
+            columns = sums[0]
+            for more in sums[1:]:
+                columns = [("add", x, y) for x, y in zip(*broadcast(columns, more))]
+            return columns
         if isinstance(v, np.ndarray):
             return [("const", float(c)) for c in np.asarray(v).reshape(-1)]
         if v.base == 0 and (v.activations is None or layers):  # a function of the input alone
@@ -236,9 +273,7 @@ def extract_chain(module) -> Chain:
                 return ended["leaves"]
             raise NotADenseChain("elementwise arithmetic between two different values of the network "
                                  "(a skip connection?)")
-        if v.base != len(layers):
-            raise NotADenseChain("the output skips layers")
-        layers.append(Layer(v.weight, v.bias, v.activations or ("identity",) * len(v.bias), v.skips))
+        append(v, v.activations or ("identity",) * len(v.bias))
         ended.update(value=v, leaves=[("out", j) for j in range(len(v.bias))])
         return ended["leaves"]
 
@@ -319,7 +354,12 @@ def extract_chain(module) -> Chain:
     identified = {}
 
     def resolve(v):
-        """v, with an _Elementwise turned into the layer of the activation it computes."""
+        """v, with an _Elementwise turned into the layer of the activation it computes and a product
+        into a product layer."""
+        if isinstance(v, _Products):
+            if id(v) not in identified:
+                identified[id(v)] = (v, product_layer(v))
+            return identified[id(v)][1]
         if not isinstance(v, _Elementwise):
             return v
         if id(v) not in identified:
@@ -328,6 +368,75 @@ def extract_chain(module) -> Chain:
             layer = close(_Affine(x.weight, x.bias, x.base, kinds, x.skips))
             identified[id(v)] = (v, layer if np.all(scale == 1) else layer.map(np.diag(scale), 0.0))  # scale into the next
         return identified[id(v)][1]
+
+    def products(op, args):
+        """A product of two values of the network (gating), or a sum or scaling of such; None
+        when the operation takes the product elsewhere (the epilogue)."""
+        def as_sum(a, sign):
+            if isinstance(a, _Products):
+                return _Products([(sign * c, x, y) for c, x, y in a.terms], [(sign * c, u) for c, u in a.linear])
+            return _Products([], [(np.asarray(sign, np.float64), a)])
+
+        def scaled(p, c):
+            return _Products([(c * t[0], *t[1:]) for t in p.terms], [(c * t[0], t[1]) for t in p.linear])
+
+        if op == "relax.multiply" and all(isinstance(a, _Affine) for a in args):
+            return _Products([(np.ones(1), args[0], args[1])], [])
+        if op in ("relax.multiply", "relax.divide") and isinstance(args[0], _Products) and isinstance(args[1], np.ndarray):
+            c = np.asarray(args[1], np.float64).reshape(-1)
+            return scaled(args[0], 1 / c if op == "relax.divide" else c)
+        if op == "relax.multiply" and isinstance(args[1], _Products) and isinstance(args[0], np.ndarray):
+            return scaled(args[1], np.asarray(args[0], np.float64).reshape(-1))
+        if op == "relax.negative":
+            return scaled(args[0], np.full(1, -1.0))
+        if op in ("relax.add", "relax.subtract") and all(isinstance(a, (_Products, _Affine, np.ndarray)) for a in args):
+            a, b = as_sum(args[0], 1.0), as_sum(args[1], 1.0 if op == "relax.add" else -1.0)
+            return _Products(a.terms + b.terms, a.linear + b.linear)
+        return None
+
+    def epilogue_able(p: _Products) -> bool:
+        """Whether the product's factors are all functions of the input or the chain's last value
+        (then it is an epilogue, as a hard constraint's products are), not earlier layers'."""
+        def able(v):
+            return isinstance(v, np.ndarray) or (not v.skips and (
+                (v.base == 0 and (v.activations is None or (layers and set(v.activations) <= {"tanh", "sin"})))
+                or (v.base == len(layers) and layers and id(v) not in closed)))
+        return all(able(x) and able(y) for _, x, y in p.terms) and all(able(u) for _, u in p.linear)
+
+    def product_layer(p: _Products) -> _Affine:
+        """The product as a layer: output = z * G + A, z one layer's output that a factor of every
+        term is an elementwise (diagonal) function of."""
+        def diagonal_on(f):
+            return None if f.skips or f.weight.shape[0] != f.weight.shape[1] or \
+                np.count_nonzero(f.weight - np.diag(np.diag(f.weight))) else f.base
+        k = max([len(a.bias) if isinstance(a, _Affine) else 1 for t in p.terms for a in t[1:]]
+                + [len(u.bias) if isinstance(u, _Affine) else 1 for _, u in p.linear])
+        terms = [(np.broadcast_to(c, (k,)), close(a), close(b)) for c, a, b in p.terms]
+        candidates = set.intersection(*[{diagonal_on(a), diagonal_on(b)} - {None} for _, a, b in terms])
+        if not candidates:
+            raise NotADenseChain("a product of two values of the network neither of which is an elementwise "
+                                 "function of one layer's output")
+        z = max(candidates)
+        G, g, A, a = {}, np.zeros(k), {}, np.zeros(k)
+
+        def add_to(maps, s, q):  # maps += diag(s) q, q an affine map of earlier outputs; returns its bias part
+            for src, m in [(q.base, q.weight)] + list(q.skips.items()):
+                maps[src] = maps.get(src, 0) + np.broadcast_to(s, (k,))[:, None] * np.broadcast_to(m, (k, m.shape[1]))
+            return np.broadcast_to(s, (k,)) * np.broadcast_to(q.bias, (k,))
+
+        for c, x, y in terms:
+            f, q = (x, y) if diagonal_on(x) == z else (y, x)
+            g = g + add_to(G, c * np.diag(f.weight), q)  # (s z + t) q = z (s q) + t q
+            a = a + add_to(A, c * f.bias, q)
+        for c, u in p.linear:
+            if isinstance(u, np.ndarray):
+                a = a + np.broadcast_to(c * np.asarray(u, np.float64).reshape(-1), (k,))
+            else:
+                a = a + add_to(A, c, close(u))
+        if width_of(z) != k:
+            raise NotADenseChain(f"a product of {k} columns gated by a layer of {width_of(z)}")
+        append(_Affine(np.eye(k), np.zeros(k), z), ("identity",) * k, (G, g, A, a))
+        return _Affine(np.eye(k), np.zeros(k), len(layers))
 
     def evaluate(call):
         op = call.op.name if hasattr(call.op, "name") else str(call.op)
@@ -341,19 +450,26 @@ def extract_chain(module) -> Chain:
                 return _Pointwise(sum((pointwise(p) for p in parts), []))
             if not all(isinstance(p, _Affine) for p in parts):
                 raise NotADenseChain("concat of anything but column blocks of the running value")
-            if len({p.base for p in parts}) != 1:
-                raise NotADenseChain("concat of values from different layers")
             acts = sum(((p.activations or ("identity",) * len(p.bias)) for p in parts), ())
-            sources = sorted({k for p in parts for k in p.skips})
-            skips = {k: np.vstack([p.skips.get(k, np.zeros((len(p.bias), width_of(k)))) for p in parts])
+            base = max(p.base for p in parts)  # parts of other layers (branches) join as skip inputs
+            inputs = [{**p.skips, p.base: p.weight + p.skips.get(p.base, 0)} for p in parts]
+            sources = sorted({k for i in inputs for k in i} - {base})
+            skips = {k: np.vstack([i.get(k, np.zeros((len(p.bias), width_of(k)))) for i, p in zip(inputs, parts)])
                      for k in sources}
-            return _Affine(np.vstack([p.weight for p in parts]), np.concatenate([p.bias for p in parts]),
-                           parts[0].base, acts, skips)
+            weight = np.vstack([i.get(base, np.zeros((len(p.bias), width_of(base)))) for i, p in zip(inputs, parts)])
+            return _Affine(weight, np.concatenate([p.bias for p in parts]), base, acts, skips)
         args = [value(a) for a in call.args]
         if op in ELEMENTWISE and not any(isinstance(a, _Pointwise) for a in args) and (
                 any(isinstance(a, _Elementwise) for a in args)
                 or (op in NONLINEAR and any(isinstance(a, _Affine) for a in args) and not ended)):
             return elementwise(op, args)
+        if not ended and (any(isinstance(a, _Products) for a in args) or (
+                op == "relax.multiply" and all(isinstance(a, _Affine) for a in args) and not _is_silu(*args))):
+            product = products(op, args)
+            if product is not None:
+                return product
+            if op in BINARY or op == "relax.power":  # e.g. a product times the network's output: an epilogue
+                args = [_Pointwise(pointwise(a)) if isinstance(a, _Products) else a for a in args]
         args = [resolve(a) for a in args]
         if op == "relax.power" and not isinstance(args[0], np.ndarray):
             exponent = np.asarray(args[1]) if isinstance(args[1], np.ndarray) else None
@@ -372,10 +488,27 @@ def extract_chain(module) -> Chain:
                 return a.map(-np.eye(len(a.bias)), 0.0)
         if any(isinstance(a, _Pointwise) for a in args) and op in set(BINARY) | set(EPILOGUE_UNARY):
             return epilogue(op, args)
+        if op == "relax.take" and isinstance(args[1], np.ndarray) and call.attrs.axis in (1, -1) and \
+                isinstance(args[0], (_Affine, _Pointwise)):  # x[:, [i, j, ...]]: columns picked
+            picked = [int(i) for i in np.asarray(args[1]).reshape(-1)]
+            if isinstance(args[0], _Pointwise):
+                return _Pointwise([args[0].columns[i] for i in picked])
+            a = close(args[0])
+            return a.map(np.eye(len(a.bias))[picked], 0.0)
+        if op in ("relax.ones_like", "relax.zeros_like", "relax.full_like") and isinstance(args[0], _Affine):
+            a = close(args[0])  # a constant column: 0 x + value
+            fill = {"relax.ones_like": 1.0, "relax.zeros_like": 0.0}.get(op)
+            if fill is None:
+                fill = as_vector(args[1], len(a.bias)) if isinstance(args[1], np.ndarray) else None
+            if fill is None:
+                raise NotADenseChain("full_like with a value that is not a constant")
+            return a.map(np.zeros((len(a.bias), len(a.bias))), fill)
         if op == "relax.permute_dims" and isinstance(args[0], np.ndarray):
             return np.transpose(args[0], [int(i) for i in call.attrs.axes] if call.attrs.axes else None)
         if op == "relax.matmul":
             a, c = args
+            if isinstance(a, _Pointwise) and all(col[0] == "lin" for col in a.columns):  # x[:, :-1] @ B
+                a = _Affine(np.array([col[1] for col in a.columns]), np.array([col[2] for col in a.columns]), 0)
             if not (isinstance(a, _Affine) and isinstance(c, np.ndarray) and c.ndim == 2):
                 raise NotADenseChain("matmul of anything but the running value by a constant matrix")
             a = close(a)
@@ -417,7 +550,10 @@ def extract_chain(module) -> Chain:
             else:
                 values[binding.var] = value(v)
     result = func.body.body
-    out = resolve(value(result.fields[0]) if isinstance(result, ir.Tuple) else values.get(result))
+    out = value(result.fields[0]) if isinstance(result, ir.Tuple) else values.get(result)
+    if isinstance(out, _Products) and epilogue_able(out):
+        out = _Pointwise(pointwise(out))
+    out = resolve(out)
     if isinstance(out, _Pointwise):
         if not ended:
             raise NotADenseChain("the output does not use the network")
@@ -426,9 +562,9 @@ def extract_chain(module) -> Chain:
         return chain
     if not isinstance(out, _Affine):
         raise NotADenseChain("the output is not computed from the input")
-    if out.base != len(layers):
-        raise NotADenseChain("the output skips layers")
-    layers.append(Layer(out.weight, out.bias, out.activations or ("identity",) * len(out.bias), out.skips))
+    if not (layers and layers[-1].gate and out.activations is None and out.base == len(layers) and not out.skips
+            and np.array_equal(out.weight, np.eye(len(out.bias))) and not out.bias.any()):  # not the product layer itself
+        append(out, out.activations or ("identity",) * len(out.bias))
     return Chain(_fold(layers))
 
 

@@ -216,25 +216,36 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
 
     inputs = [_Dual(X[index, k], {k: _c(1.0)} if k in firsts else {}) for k in range(d_in)]
     previous = {0: inputs}
+
+    def linear(sources, bias, j) -> _Dual:
+        """Row j of sum over (duals, matrix) of matrix @ duals, plus bias[j]."""
+        value = _c(bias[j])
+        first, second = {}, {}
+        for duals, matrix in sources:
+            for k, dual in enumerate(duals):
+                weight = float(matrix[j, k])
+                if weight == 0.0:
+                    continue
+                value = value + _c(weight) * dual.value
+                for q, e in dual.first.items():
+                    first[q] = _sum(first.get(q), _c(weight) * e)
+                for p, e in dual.second.items():
+                    second[p] = _sum(second.get(p), _c(weight) * e)
+        return _Dual(value, first, second)
+
     for i, layer in enumerate(layers, 1):
         units = []
-        sources = [(previous[i - 1], np.asarray(layer.weight))]
+        sources = [(previous[layer.main_source(i)], np.asarray(layer.weight))]
         sources += [(previous[src], np.asarray(m)) for src, m in sorted(layer.skips.items())]
         for j in range(layer.weight.shape[0]):
-            value = _c(layer.bias[j])
-            first, second = {}, {}
-            for duals, matrix in sources:
-                for k, dual in enumerate(duals):
-                    weight = float(matrix[j, k])
-                    if weight == 0.0:
-                        continue
-                    value = value + _c(weight) * dual.value
-                    for q, e in dual.first.items():
-                        first[q] = _sum(first.get(q), _c(weight) * e)
-                    for p, e in dual.second.items():
-                        second[p] = _sum(second.get(p), _c(weight) * e)
-            z = stored(_Dual(value, first, second))
-            units.append(stored(_activation(layer.activations[j], z, pairs, let)))
+            z = stored(linear(sources, layer.bias, j))
+            unit = stored(_activation(layer.activations[j], z, pairs, let))
+            if layer.gate:  # a product: unit * (G out + g) + (A out + a), by the product rule
+                G, g, A, a = layer.gate
+                scale = stored(linear([(previous[src], m) for src, m in sorted(G.items())], g, j))
+                shift = linear([(previous[src], m) for src, m in sorted(A.items())], a, j)
+                unit = stored(_add(_product(unit, scale, pairs), shift))
+            units.append(unit)
         previous[i] = units
     outs = previous[len(layers)]
     if epilogue is not None:

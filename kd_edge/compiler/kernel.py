@@ -211,9 +211,11 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                 for k in range(d_in):
                     store(h[0], X[index, k], k, lane)
                 for i, layer in enumerate(layers, 1):
+                    main = h[layer.main_source(i)]
                     for j in range(layer.weight.shape[0]):
                         partial = [c(layer.bias[j])] + [None] * (options.accumulators - 1)
-                        terms = [(layer.weight[j, k], h[i - 1][k]) for k in range(layer.weight.shape[1])]
+                        terms = [(layer.weight[j, k], main[k]) for k in range(layer.weight.shape[1])
+                                 if layer.weight[j, k] or layer.source is None]
                         terms += [(m[j, k], h[src][k]) for src, m in sorted(layer.skips.items())
                                   for k in range(m.shape[1]) if m[j, k]]  # a skip is mostly zeros
                         for k, (w, row) in enumerate(terms):
@@ -235,6 +237,10 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                             e = c(1.0) / (c(1.0) + exp(-e, lane, scratch))
                         elif act != "identity":
                             e = ACTIVATION_VALUES[act](e)
+                        if layer.gate:  # a product: e * (G out + g) + (A out + a)
+                            G, g, A, a = layer.gate
+                            e = e * _sparse_sum(G, g, j, lambda src, k: h[src][k][lane]) + \
+                                _sparse_sum(A, a, j, lambda src, k: h[src][k][lane])
                         store(h[i], e, j, lane)
                 if epilogue is None:
                     for k in range(d_out):
@@ -260,6 +266,16 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
             with T.serial(n % lanes) as r:  # the last n % lanes points, one at a time
                 point(n // lanes * lanes + r, 0, False, allocate(1))
     return ib.get()
+
+
+def _sparse_sum(maps, bias, j, read):
+    """Row j of sum_k maps[k] @ out_k + bias, its zero weights left out; read(k, column) reads out_k."""
+    total = _c(bias[j]) if bias[j] else None
+    for src, m in sorted(maps.items()):
+        for k in np.flatnonzero(m[j]):
+            term = read(src, int(k)) if m[j, k] == 1 else _c(m[j, k]) * read(src, int(k))
+            total = term if total is None else total + term
+    return _c(0.0) if total is None else total
 
 
 def _let(value, body):
@@ -499,9 +515,15 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
                 def output_of(src, p=p, H=H):  # layer src's output for point p (0: its input)
                     return (lambda k: X[p, k]) if src == 0 else (lambda k, h=H[src - 1]: h[k])
 
-                sources = [(output_of(i), np.asarray(layer.weight, np.float32))]
+                sources = [(output_of(layer.main_source(i + 1)), np.asarray(layer.weight, np.float32))]
                 sources += [(output_of(src), np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
                 dense(layer, sources, H[i])
+                if layer.gate:  # a product, unit by unit: few nonzero weights per unit
+                    G, g, A, a = layer.gate
+                    for j in range(len(layer.bias)):
+                        def read(src, k, p=p, H=H):
+                            return X[p, k] if src == 0 else H[src - 1][k]
+                        T.buffer_store(H[i], H[i][j] * _sparse_sum(G, g, j, read) + _sparse_sum(A, a, j, read), [j])
         for p, H in zip(indices, outputs):
             if epilogue is None:
                 for k in range(d_out):
@@ -541,12 +563,16 @@ def _runs(activations) -> list[tuple[int, int, str]]:
 
 def loop_kernel_parameters(layers) -> tuple[np.ndarray, list[dict]]:
     """The loop kernel's parameter array (float32) and where each layer's parts start in it:
-    per layer its weight (out, in) row-major, each skip matrix (sorted by source), then its bias."""
+    per layer its weight (out, in) row-major, each skip matrix (sorted by source), its bias, then for a
+    product layer its gate matrices and bias and its shift matrices and bias."""
     parts, layout, offset = [], [], 0
     for layer in layers:
         entry = {}
+        gate = [] if not layer.gate else \
+            [(f"gate{k}", m) for k, m in sorted(layer.gate[0].items())] + [("gate_bias", layer.gate[1])] + \
+            [(f"shift{k}", m) for k, m in sorted(layer.gate[2].items())] + [("shift_bias", layer.gate[3])]
         for key, matrix in [("weight", layer.weight)] + [(f"skip{k}", m) for k, m in sorted(layer.skips.items())] + \
-                [("bias", layer.bias)]:
+                [("bias", layer.bias)] + gate:
             values = np.asarray(matrix, np.float32).ravel()
             entry[key] = offset
             parts.append(values)
@@ -598,17 +624,26 @@ def _build_loop_kernel(layers, symbol: str):
                     return (lambda k: X[p, k]) if src == 0 else (lambda k, h=H[src - 1]: h[k])
 
                 for i, (layer, where) in enumerate(zip(layers, layout)):
-                    sources = [(output_of(i), where["weight"], int(layer.weight.shape[1]))]
+                    sources = [(output_of(layer.main_source(i + 1)), where["weight"], int(layer.weight.shape[1]))]
                     sources += [(output_of(src), where[f"skip{src}"], int(m.shape[1]))
                                 for src, m in sorted(layer.skips.items())]
                     for start, stop, kind in _runs(layer.activations):
                         with T.serial(stop - start) as u:
                             j = u + start
-                            acc = P[where["bias"] + j]
-                            for value, offset, width in sources:
-                                for k in range(width):
-                                    acc = _fma(P[offset + j * width + k], value(k), acc)
-                            T.buffer_store(H[i], activation[kind](acc), [j])
+                            def dot(parts, bias):
+                                acc = P[where[bias] + j]
+                                for value, offset, width in parts:
+                                    for k in range(width):
+                                        acc = _fma(P[offset + j * width + k], value(k), acc)
+                                return acc
+
+                            e = activation[kind](dot(sources, "bias"))
+                            if layer.gate:  # a product: e * (G out + g) + (A out + a)
+                                G, A = ([(output_of(src), where[f"{part}{src}"], int(m.shape[1]))
+                                         for src, m in sorted(maps.items())] for part, maps in
+                                        (("gate", layer.gate[0]), ("shift", layer.gate[2])))
+                                e = _fma(e, dot(G, "gate_bias"), dot(A, "shift_bias"))
+                            T.buffer_store(H[i], e, [j])
                 if epilogue is None:
                     for k in range(d_out):
                         T.buffer_store(Y, H[-1][k], [p, k])

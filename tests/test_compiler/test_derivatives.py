@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import kd_edge
-from peer_networks import TwoBranches
+from peer_networks import ModifiedMLP, MsFFN, TwoBranches
 from kd_edge._runtime import Solver
 from kd_edge.deploy.runtime import SOURCE
 from kd_edge.compiler.residual import Symbol, TracingFields, evaluate, trace_residual
@@ -106,6 +106,16 @@ def test_every_epilogue_operation_is_differentiated(tmp_path):
     x = np.random.default_rng(1).uniform(-1, 1, (101, 2)).astype(np.float32)  # 101: tiles and the tail
     names = check(model, artifact, x, ("x", "t"), ("a", "b"))
     assert names[-2:] == ["b_tx", "b_tt"]  # as asked; b_tx is computed as b_xt
+
+
+@pytest.mark.parametrize("module", [ModifiedMLP, MsFFN], ids=["gated", "branched"])
+def test_gated_and_branched_layers_are_differentiated(module, tmp_path):
+    """The modified MLP's products (product rule, second order included) and MsFFN's branches."""
+    torch.manual_seed(4)
+    model = module(width=12)
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path, input_names=["x", "t"], output_names=["u"],
+                               derivatives=["jacobian", "u_xx", "u_xt", "u_tt"], progress=False)
+    check(model, artifact, np.random.default_rng(3).uniform(-1, 1, (37, 2)).astype(np.float32), ("x", "t"), ("u",))
 
 
 def test_sin_layers_are_differentiated(tmp_path):

@@ -14,7 +14,7 @@ from kd_edge.compiler.frontend import to_relax
 from kd_edge.compiler.kernel import ENTRY, PARALLEL_ENTRY, SMALL_ENTRY, KernelOptions, build_kernel_module
 from kd_edge.compiler.target import resolve_target
 from kd_edge.networks import MLP
-from peer_networks import FullyConnected, ResNet
+from peer_networks import FourierNet, FullyConnected, ModifiedMLP, MsFFN, ResNet, STMsFFN
 
 
 def compiled_kernel(layers, options=KernelOptions()):
@@ -135,7 +135,7 @@ def test_other_variants_of_an_activation_are_refused_by_name(act, reason):
         extract_chain(to_relax(model, torch.zeros(3, 2)))
 
 
-class Gating(torch.nn.Module):  # a product of two values of the network, then a layer: not fused
+class Gating(torch.nn.Module):  # a product of two values of the network, then a layer
     def __init__(self):
         super().__init__()
         self.a, self.b, self.c = torch.nn.Linear(2, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
@@ -143,6 +143,41 @@ class Gating(torch.nn.Module):  # a product of two values of the network, then a
     def forward(self, x):
         h = torch.tanh(self.a(x))
         return self.c(torch.tanh(self.b(h)) * h)
+
+
+class Bilinear(torch.nn.Module):  # a product of two dense maps of one layer: neither factor is elementwise
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c, self.d = (torch.nn.Linear(2, 4), torch.nn.Linear(4, 4), torch.nn.Linear(4, 4),
+                                          torch.nn.Linear(4, 1))
+
+    def forward(self, x):
+        h = torch.tanh(self.a(x))
+        return self.d(self.b(h) * self.c(h))
+
+
+@pytest.mark.parametrize("module, extras", [
+    (Gating, [{}, {}, {"gate": [1]}, {}]),
+    (ModifiedMLP, [{}, {"source": 0}, {"source": 0}, {"source": 1, "gate": [2, 3]}, {}, {"gate": [2, 3]}, {},
+                   {"gate": [2, 3]}, {}]),
+    (MsFFN, None), (STMsFFN, None), (FourierNet, None)], ids=["gating", "modified_mlp", "msffn", "stmsffn", "fourier_net"])
+def test_branched_and_gated_networks_fuse(tmp_path, module, extras):
+    """Layers that read an earlier output than the previous layer's (branches: DeepXDE's MsFFN and
+    STMsFFN, PFNN) and products of layer outputs (the modified MLP's gating, STMsFFN's space-time
+    products) are layers of the fused kernel, in every entry."""
+    torch.manual_seed(3)
+    model = module().eval()
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path / "a")
+    runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
+    assert runtime["kind"] == "fused"
+    if extras is not None:
+        assert [layer[4] if len(layer) > 4 else {} for layer in runtime["layers"]] == extras
+    solver = kd_edge.Solver(artifact)
+    for n in (1, 2, 3, 17, 5000):  # the latency kernel, padded tiles, tiles, the pool
+        x = np.random.default_rng(n).uniform(-1, 1, size=(n, 2)).astype(np.float32)
+        with torch.no_grad():
+            np.testing.assert_allclose(solver.predict(x), model(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-5,
+                                       err_msg=f"n={n}")
 
 
 @pytest.mark.parametrize("module, skips", [(FullyConnected, [[], [], [], [1], [], [3], []]),
@@ -168,12 +203,12 @@ class Elu(torch.nn.Module):
         self.a = torch.nn.Linear(2, 1)
 
     def forward(self, x):
-        return torch.nn.functional.elu(self.a(x))
+        return torch.nn.functional.elu(self.a(x), alpha=0.5)
 
 
 @pytest.mark.parametrize("module, reason", [
-    (Gating(), "matmul of anything but the running value"),  # h * f(h) became an epilogue, then a layer follows
-    (Elu(), "operator relax.exp is not part of a dense chain"),  # ELU exports as exp, relu, multiply, add
+    (Bilinear(), "neither of which is an elementwise function of one layer's output"),
+    (Elu(), "ELU with alpha 0.5"),  # ELU exports as exp, relu, multiply, add
 ])
 def test_other_models_fall_back_to_the_vm(tmp_path, module, reason):
     module.eval()

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import kd_edge
-from peer_networks import TwoBranches
+from peer_networks import ModifiedMLP, TwoBranches
 from grid_tolerance import check_against_float64
 from kd_edge.compiler.static import STATUS
 from kd_edge.compiler.target import resolve_target
@@ -77,6 +77,18 @@ def test_cortex_m7_and_m33_boards_run_the_burgers_student(target, tmp_path):
     x = np.random.default_rng(0).uniform(*model.problem.bounds, (200, 2)).astype(np.float32)
     result = run_on_board(artifact, x, work=tmp_path / "firmware", repeat=1)
     check_against_float64(model, x, result["outputs"], float64(model, x))
+    assert result["heap_symbols"] == []
+
+
+def test_a_gated_network_on_an_emulated_cortex_m4(tmp_path):
+    """The loop kernel's product layers (the modified MLP) and branches on the board."""
+    need_board()
+    torch.manual_seed(2)
+    model = ModifiedMLP(width=12).eval()
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path / "artifact", target="cortex-m4f", progress=False)
+    x = np.random.default_rng(1).uniform(-1, 1, (64, 2)).astype(np.float32)
+    result = run_on_board(artifact, x, work=tmp_path / "firmware", repeat=1)
+    np.testing.assert_allclose(result["outputs"], float64(model, x), rtol=0, atol=1e-5)
     assert result["heap_symbols"] == []
 
 
