@@ -29,13 +29,24 @@ def deepxde_fnn():
     return dde.nn.FNN([2] + [20] * 4 + [1], "tanh", "Glorot normal")
 
 
+def pina_residual():
+    """PINA's ResidualFeedForward (the modified MLP's gating), 2-20x3-1 tanh."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = pytest.importorskip("pina.model")
+    return model.ResidualFeedForward(2, 1, inner_size=20, n_layers=3)
+
+
 def shipped_problems():
     return sorted(p.parent.name for p in (ROOT / "models").glob("*/student.pt"))
 
 
-# The reference MLP, networks as PhysicsNeMo and DeepXDE build them (random weights, 2 inputs,
-# tests/peer_networks.py), and every shipped student.
-PEERS = ("physicsnemo_fc", "deepxde_resnet", "deepxde_fnn")
+# The reference MLP, networks as PhysicsNeMo, DeepXDE and PINA build them (random weights, 2 inputs;
+# plain PyTorch in tests/peer_networks.py where the framework is not installed or lacks a torch
+# version), and every shipped student.
+PEERS = ("physicsnemo_fc", "physicsnemo_fourier", "deepxde_resnet", "deepxde_fnn", "deepxde_msffn", "pina_residual")
 CASES = ["reference_mlp", *PEERS] + shipped_problems()
 
 
@@ -45,11 +56,13 @@ class Case:
     def __init__(self, name, tmp):
         if name == "reference_mlp" or name in PEERS:
             sys.path.insert(0, str(ROOT / "tests"))
-            from peer_networks import FullyConnected, ResNet
+            from peer_networks import FourierNet, FullyConnected, MsFFN, ResNet
 
             torch.manual_seed(0)
             self.student = {"reference_mlp": lambda: MLP(2, 1, 20, 4), "physicsnemo_fc": lambda: FullyConnected(2, 1),
-                            "deepxde_resnet": lambda: ResNet(2, 1), "deepxde_fnn": deepxde_fnn}[name]().eval()
+                            "physicsnemo_fourier": lambda: FourierNet(2, 1), "deepxde_resnet": lambda: ResNet(2, 1),
+                            "deepxde_fnn": deepxde_fnn, "deepxde_msffn": lambda: MsFFN(2, 1),
+                            "pina_residual": pina_residual}[name]().eval()
             self.teacher = None
             self.grid_points = 25_600
             self.sample = lambda n, rng: rng.uniform(-1, 1, size=(n, 2)).astype(np.float32)

@@ -47,10 +47,18 @@ class Layer:
         return position - 1 if self.source is None else self.source
 
     @property
+    def selects(self) -> bool:
+        """Whether the pre-activation is just the source's output (a product layer's factor)."""
+        n = len(self.bias)
+        return self.weight.shape == (n, n) and not self.skips and not self.bias.any() and \
+            np.array_equal(self.weight, np.eye(n)) and set(self.activations) == {"identity"}
+
+    @property
     def multiply_adds(self) -> int:
         gate = sum(int(np.count_nonzero(m)) for part in (self.gate[0], self.gate[2]) for m in part.values()) + \
             len(self.bias) if self.gate else 0
-        return int(self.weight.size) + sum(int(m.size) for m in self.skips.values()) + gate
+        weight = 0 if self.gate and self.selects else int(self.weight.size)
+        return weight + sum(int(m.size) for m in self.skips.values()) + gate
 
 
 @dataclass

@@ -59,10 +59,27 @@ def onnx_to_relax(model):
         raise FileNotFoundError(f"no ONNX model at {path}")
     if path is not None or isinstance(model, bytes):
         try:
-            model = onnx.load(path) if path is not None else onnx.load_from_string(model)
+            model = onnx.load(path, load_external_data=False) if path is not None else onnx.load_from_string(model)
         except Exception as e:  # protobuf's DecodeError names neither the file nor the format
             raise ValueError(f"{path or 'the given bytes'} is not an ONNX model ({type(e).__name__}: {e})") from None
+        if path is not None:  # external weights: beside the model file, wherever the caller runs from
+            from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+            files = {e.value for t in model.graph.initializer if uses_external_data(t)
+                     for e in t.external_data if e.key == "location"}
+            missing = sorted(f for f in files if not (Path(path).parent / f).is_file())
+            if missing:
+                raise FileNotFoundError(f"{path} keeps its weights in {', '.join(missing)}, which is not beside it "
+                                        f"in {Path(path).parent.resolve()}")
+            load_external_data_for_model(model, str(Path(path).parent))
     graph = model.graph
+    from onnx.external_data_helper import uses_external_data
+
+    outside = sorted({e.value for t in graph.initializer if uses_external_data(t)
+                      for e in t.external_data if e.key == "location"})
+    if outside:  # bytes, or a ModelProto loaded without its data: the weights are elsewhere
+        raise ValueError(f"this ONNX model keeps its weights in external files ({', '.join(outside)}), which "
+                         f"were not loaded: pass the model's path (the files beside it), or onnx.load(path)")
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(graph.output) != 1:

@@ -215,9 +215,12 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                     for j in range(layer.weight.shape[0]):
                         partial = [c(layer.bias[j])] + [None] * (options.accumulators - 1)
                         terms = [(layer.weight[j, k], main[k]) for k in range(layer.weight.shape[1])
-                                 if layer.weight[j, k] or layer.source is None]
+                                 if layer.weight[j, k]]  # exact zeros: a branch's or a product's selection
                         terms += [(m[j, k], h[src][k]) for src, m in sorted(layer.skips.items())
                                   for k in range(m.shape[1]) if m[j, k]]  # a skip is mostly zeros
+                        if layer.selects:  # a product layer: its factor is the source's column j
+                            partial = [main[j][lane]] + [None] * (options.accumulators - 1)
+                            terms = []
                         for k, (w, row) in enumerate(terms):
                             term = c(w) * row[lane]
                             a = k % options.accumulators
@@ -517,13 +520,15 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
 
                 sources = [(output_of(layer.main_source(i + 1)), np.asarray(layer.weight, np.float32))]
                 sources += [(output_of(src), np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
-                dense(layer, sources, H[i])
+                if not layer.selects:
+                    dense(layer, sources, H[i])
                 if layer.gate:  # a product, unit by unit: few nonzero weights per unit
                     G, g, A, a = layer.gate
                     for j in range(len(layer.bias)):
                         def read(src, k, p=p, H=H):
                             return X[p, k] if src == 0 else H[src - 1][k]
-                        T.buffer_store(H[i], H[i][j] * _sparse_sum(G, g, j, read) + _sparse_sum(A, a, j, read), [j])
+                        z = sources[0][0](j) if layer.selects else H[i][j]
+                        T.buffer_store(H[i], z * _sparse_sum(G, g, j, read) + _sparse_sum(A, a, j, read), [j])
         for p, H in zip(indices, outputs):
             if epilogue is None:
                 for k in range(d_out):

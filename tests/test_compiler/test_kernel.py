@@ -340,6 +340,27 @@ def test_onnx_models_compile_like_torch_ones(tmp_path, backend):
             np.testing.assert_allclose(solver.predict(x), model(torch.from_numpy(x)).numpy(), rtol=0, atol=1e-5)
 
 
+def test_onnx_external_weights_load_from_any_directory(tmp_path, monkeypatch):
+    import onnx
+
+    torch.manual_seed(3)
+    model = MLP(2, 1, 16, 2, "tanh").eval()
+    (tmp_path / "model").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    onnx.save_model(onnx.load_from_string(onnx_bytes(model, 2)), str(tmp_path / "model" / "net.onnx"),
+                    save_as_external_data=True, location="net.weights", size_threshold=0)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    artifact = kd_edge.compile("../model/net.onnx", out_dir="a", progress=False)
+    x = np.random.default_rng(0).uniform(-1, 1, size=(9, 2)).astype(np.float32)
+    with torch.no_grad():
+        np.testing.assert_allclose(kd_edge.Solver(artifact).predict(x), model(torch.from_numpy(x)).numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"keeps its weights in external files \(net.weights\).*pass the model's path"):
+        kd_edge.compile((tmp_path / "model" / "net.onnx").read_bytes(), out_dir="b", progress=False)
+    (tmp_path / "model" / "net.weights").unlink()
+    with pytest.raises(FileNotFoundError, match="keeps its weights in net.weights, which is not beside it"):
+        kd_edge.compile("../model/net.onnx", out_dir="c", progress=False)
+
+
 def test_bad_onnx_input_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no ONNX model at"):
         kd_edge.compile(tmp_path / "missing.onnx", out_dir=tmp_path / "a")

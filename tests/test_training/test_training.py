@@ -308,3 +308,25 @@ def test_a_teacher_from_another_framework_distils(burgers, teacher):
     with pytest.raises(ValueError, match=r"the teacher \(Sequential\) must map \(n, 2\) points \(x, t\) to "
                                          r"\(n, 1\) outputs \(u\); it returned \(8192, 3\)"):
         distill(burgers, torch.nn.Sequential(torch.nn.Linear(2, 3)), config, progress=False)
+
+
+@pytest.mark.slow
+def test_the_deepxde_teacher_example(tmp_path):
+    """examples/deepxde_teacher.py with tiny budgets: a network DeepXDE trained is the teacher, the
+    student distils and compiles, and the compiled student matches it."""
+    import re
+    import subprocess
+    import sys
+
+    pytest.importorskip("deepxde", reason="DeepXDE is pinned in requirements.txt (make setup)")
+    from kd_edge.deploy.runtime import SOURCE
+
+    done = subprocess.run([sys.executable, str(SOURCE / "examples" / "deepxde_teacher.py"), "--dde-iterations", "100",
+                           "--dde-points", "300", "--adam-steps", "20", "--lbfgs-steps", "0", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    errors = [float(e) for e in re.findall(r"relative L2 ([\d.e+-]+)", done.stdout)]
+    assert len(errors) == 2 and all(0 < e < 10 for e in errors)
+    gap = float(re.search(r"max \|compiled - PyTorch\| on the grid ([\d.e+-]+)", done.stdout).group(1))
+    assert gap < 1e-5
+    assert (tmp_path / "artifact" / "manifest.json").is_file()
