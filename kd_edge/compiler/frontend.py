@@ -93,5 +93,14 @@ def onnx_to_relax(model):
         raise TypeError("kd-edge compiles float32 ONNX models")
     width = dims[1].dim_value
     # the batch dimension is made symbolic whatever the file says, so any n works
-    module = from_onnx(model, shape_dict={inputs[0].name: [tirx.Var("n", "int64"), width]})
+    name = path or "the ONNX model"
+    try:
+        module = from_onnx(model, shape_dict={inputs[0].name: [tirx.Var("n", "int64"), width]})
+    except Exception as e:  # TVM's message names the operators but not the file
+        if type(e).__name__ == "OpNotImplemented":
+            raise ValueError(f"{name} uses operators TVM's ONNX importer does not implement: "
+                             f"{str(e).split(': ', 1)[-1]}. kd-edge compiles ONNX models whose operators TVM imports "
+                             f"(Gemm, MatMul, Add, Mul, Tanh, Sin, Sigmoid, Relu, Softplus, Concat, ...): export the "
+                             f"network without them, or compile the torch module itself") from None
+        raise ValueError(f"TVM's ONNX importer failed on {name} ({type(e).__name__}: {e})") from None
     return module, width, out_dims[1].dim_value, inputs[0].name

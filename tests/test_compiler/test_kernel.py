@@ -369,6 +369,18 @@ def test_bad_onnx_input_is_named(tmp_path):
         kd_edge.compile(tmp_path / "student.pt", out_dir=tmp_path / "a")
     with pytest.raises(ValueError, match="the given bytes is not an ONNX model"):
         kd_edge.compile(b"\x80\x02 garbage", out_dir=tmp_path / "a")
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Celu", ["x"], ["h"]),
+                               helper.make_node("MyOp", ["h"], ["y"], domain="com.example")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]),
+              tmp_path / "custom.onnx")
+    with pytest.raises(ValueError, match=r"custom.onnx uses operators TVM's ONNX importer does not implement: "
+                                         r"Celu, MyOp.*compile the torch module itself"):
+        kd_edge.compile(tmp_path / "custom.onnx", out_dir=tmp_path / "a")
     with pytest.raises(ValueError, match="unknown backend 'gpu'"):
         kd_edge.compile(MLP(2, 1), torch.zeros(2, 2), tmp_path / "b", backend="gpu")
     with pytest.raises(ValueError, match="needs example_input"):
