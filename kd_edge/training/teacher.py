@@ -12,7 +12,8 @@ def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, d
                progress=True, model=None, start=None, device="cpu"):
     """Physics-only training (plus an optional extra loss term); returns (model, history), the
     model in float32 on the CPU wherever it trained (device: cpu, cuda, cuda:N). The model's
-    .train_seconds is the training time, counting the runs before a resumed checkpoint.
+    .train_seconds is the training time, counting the runs before a resumed checkpoint, and
+    .problem the problem.
     start: (step, history) of a finished run whose weights `model` holds, to continue from.
     Under torch.distributed (torchrun) the ranks train together; see kd_edge.training.parallel."""
     torch.manual_seed(config.seed)
@@ -24,6 +25,7 @@ def train_pinn(problem, config: TrainConfig, extra_loss=None, checkpoint=None, d
     trainer.run()
     model.to("cpu", torch.float32).eval()
     model.train_seconds = trainer.elapsed()
+    model.problem = problem  # as kd_edge.load_model's modules: compile() names columns after the problem
     return model, trainer.history
 
 

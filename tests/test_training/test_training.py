@@ -1,6 +1,7 @@
 """Teacher training, distillation and the scratch control, on tiny budgets."""
 
 import copy
+import json
 import math
 
 import numpy as np
@@ -329,4 +330,5 @@ def test_the_deepxde_teacher_example(tmp_path):
     assert len(errors) == 2 and all(0 < e < 10 for e in errors)
     gap = float(re.search(r"max \|compiled - PyTorch\| on the grid ([\d.e+-]+)", done.stdout).group(1))
     assert gap < 1e-5
-    assert (tmp_path / "artifact" / "manifest.json").is_file()
+    manifest = json.loads((tmp_path / "artifact" / "manifest.json").read_text())
+    assert manifest["inputs"] == ["x", "t"] and manifest["outputs"] == ["u"]  # a kd-edge student: its problem's names
