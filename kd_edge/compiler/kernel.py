@@ -218,7 +218,7 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                                  if layer.weight[j, k]]  # exact zeros: a branch's or a product's selection
                         terms += [(m[j, k], h[src][k]) for src, m in sorted(layer.skips.items())
                                   for k in range(m.shape[1]) if m[j, k]]  # a skip is mostly zeros
-                        if layer.selects:  # a product layer: its factor is the source's column j
+                        if layer.gate and layer.selects:  # a product layer: its factor is the source's column j
                             partial = [main[j][lane]] + [None] * (options.accumulators - 1)
                             terms = []
                         for k, (w, row) in enumerate(terms):
@@ -520,7 +520,7 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
 
                 sources = [(output_of(layer.main_source(i + 1)), np.asarray(layer.weight, np.float32))]
                 sources += [(output_of(src), np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
-                if not layer.selects:
+                if not (layer.gate and layer.selects):
                     dense(layer, sources, H[i])
                 if layer.gate:  # a product, unit by unit: few nonzero weights per unit
                     G, g, A, a = layer.gate

@@ -12,6 +12,7 @@ from kd_edge.training.evaluate import evaluate
 from kd_edge.training.models import load_model, save_model
 from kd_edge.training.parallel import DEVICES, current_group, resolve_device
 from kd_edge.training.teacher import train_teacher
+from kd_edge.training.validation import validate
 
 STAGES = ("teacher", "student", "scratch")
 SECTIONS = {"problem", "device", "coefficients", "teacher", "student", "compile", "bench"}
@@ -164,6 +165,11 @@ def check_made_with(path: Path, stage: str, cfg: dict, model=None):
     the old model."""
     model = model if model is not None else load_model(path)
     made, wanted = model.info["config"], to_dict(cfg["teacher" if stage == "teacher" else "student"])
+    recipe = model.info.get("metrics", {}).get("recipe")
+    if recipe is not None and stage != "teacher":  # the recipe the selection rule picked (training/recipes.py)
+        from kd_edge.training.recipes import recipe_config
+
+        wanted = to_dict(recipe_config(cfg["student"], stage, recipe))
     if stage == "scratch":  # its file holds the student's config, of which it uses the TrainConfig part
         made, wanted = ({k: v for k, v in d.items() if k in TrainConfig.__dataclass_fields__} for d in (made, wanted))
     changed = changed_settings(made, wanted)
@@ -174,13 +180,20 @@ def check_made_with(path: Path, stage: str, cfg: dict, model=None):
 
 def write_metrics(problem, out: Path) -> dict:
     """metrics.json: each model's errors on the reference grid, its cost, and the comparisons."""
+    from kd_edge.training.recipes import recipe_table
+
     table = {}
+    teacher = load_model(out / "teacher.pt", problem=problem.name, kind="teacher") if (out / "teacher.pt").exists() else None
     for stage in STAGES:
         path = out / f"{stage}.pt"
         if path.exists():
             model = load_model(path, problem=problem.name, kind=stage)
+            stored = model.info["metrics"]
             table[stage] = dict(evaluate(problem, model), multiply_adds=model.multiply_adds(),
-                                train_seconds=model.info["metrics"].get("train_seconds"))
+                                train_seconds=stored.get("train_seconds"),
+                                validation=stored.get("validation") or validate(problem, model, None if stage == "teacher" else teacher))
+            if "recipe" in stored:
+                table[stage]["recipe"] = stored["recipe"]
     if "teacher" in table and "student" in table:
         t, s = table["teacher"], table["student"]
         table["student_vs_teacher_percent"] = {
@@ -188,6 +201,9 @@ def write_metrics(problem, out: Path) -> dict:
         table["cost_ratio"] = t["multiply_adds"] / s["multiply_adds"]
     if "student" in table and "scratch" in table:
         table["distilled_beats_scratch"] = table["student"]["rel_l2"] <= table["scratch"]["rel_l2"]
+    recipes = recipe_table(problem, out)
+    if recipes:
+        table["recipes"] = recipes
     if not table:  # nothing trained yet: no file
         return table
     out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,116 @@
+"""Choosing students without the reference: validation on held-out points, the recipes, the rule,
+and that the shipped students are the rule's picks from the numbers stored with them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import kd_edge
+import kd_edge.problems as problems
+from kd_edge.training import NetworkConfig, TrainConfig, build_network, train_teacher
+from kd_edge.training.pipeline import check_made_with, load_config, train_stages, write_metrics
+from kd_edge.training.recipes import FAMILIES, recipe_config, recipe_file, recipe_table, select_recipes, train_recipe
+from kd_edge.training.validation import held_out_points, select, validate
+
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = ROOT / "models"
+TINY = ["adam_steps=40", "lbfgs_steps=10", "n_collocation=256", "n_condition=32", "resample_every=20",
+        "log_every=10", "checkpoint_every=20", "n_distill=256"]
+
+
+def test_held_out_points_are_fixed_and_not_training_points():
+    burgers = problems.get("burgers")
+    interior, conditions = held_out_points(burgers)
+    again, _ = held_out_points(burgers)
+    np.testing.assert_array_equal(interior, again)
+    first_training_set = burgers.sample(len(interior), np.random.default_rng(0))  # the trainer's, seed 0
+    assert not np.isin(interior, first_training_set).any()
+    assert [len(p) for p in conditions] == [512] * len(burgers.conditions())
+    flow = problems.get("navier_stokes_taylor_green")  # pressure up to a function of t: shared t values
+    assert len(np.unique(held_out_points(flow)[0][:, 2])) <= 32
+
+
+def test_validation_ranks_a_trained_model_above_an_untrained_one():
+    burgers = problems.get("burgers")
+    config = TrainConfig(network=NetworkConfig(width=16, depth=2), adam_steps=150, lbfgs_steps=30, n_collocation=512,
+                         n_condition=64, log_every=50, checkpoint_every=1000)
+    trained = train_teacher(burgers, config, progress=False)
+    torch.manual_seed(0)
+    untrained = build_network(burgers, config.network)
+    good, bad = validate(burgers, trained), validate(burgers, untrained, teacher=trained)
+    assert good["physics"] < 0.8 * bad["physics"]
+    assert good["physics"] == pytest.approx(good["residual"] + sum(good["conditions"].values()))
+    assert set(good["conditions"]) == {c.name for c in burgers.conditions()}
+    assert "teacher_gap" not in good and 0.5 < bad["teacher_gap"]
+    assert validate(burgers, trained, teacher=trained)["teacher_gap"] == 0.0
+
+
+def test_conditions_met_by_construction_are_left_out():
+    wave = kd_edge.load_model(MODELS / "wave_1d" / "student.pt")  # u = u0 + t^2 x (1 - x) N: every condition
+    numbers = validate(wave.problem, wave)
+    assert numbers["conditions"] == {} and numbers["physics"] == numbers["residual"] > 0
+
+
+def test_the_rule():
+    v = lambda x: {"physics": x}  # noqa: E731
+    assert select({"a": v(2.0), "b": v(1.0), "c": v(1.5)}) == "b"
+    assert select({"a": v(1.0), "b": v(0.995)}) == "a"  # within 1%: the earlier recipe
+    assert select({"a": v(float("nan")), "b": v(3.0)}) == "b"
+    with pytest.raises(ValueError, match="no recipe has a finite validation loss"):
+        select({"a": v(float("inf"))})
+
+
+def test_recipes_change_only_what_they_name():
+    base = load_config(ROOT / "training" / "configs" / "burgers.toml")["student"]
+    assert recipe_config(base, "student", "paper") == base
+    assert recipe_config(base, "student", "long").lbfgs_steps == 2 * base.lbfgs_steps
+    assert recipe_config(base, "scratch", "conditions_1").condition_weight == 1.0
+    assert len(FAMILIES["student"]) == len(FAMILIES["scratch"])  # the control gets as many tries
+    with pytest.raises(ValueError, match="unknown student recipe 'fast'; valid: paper, derivatives"):
+        recipe_config(base, "student", "fast")
+
+
+@pytest.mark.slow
+def test_recipes_train_and_the_rules_pick_is_shipped(tmp_path):
+    cfg = load_config(ROOT / "training" / "configs" / "burgers.toml",
+                      [f"teacher.{o}" for o in TINY[:-1]] + [f"student.{o}" for o in TINY]
+                      + ["teacher.network.width=16", "teacher.network.depth=2"])
+    out, runs = tmp_path / "burgers", tmp_path / "runs"
+    train_stages(cfg, out, runs, stages=("teacher",), progress=False)
+    for family, recipes in FAMILIES.items():
+        for name in recipes:
+            train_recipe(cfg, out, runs, family, name, progress=False)
+    table = select_recipes(cfg["problem"], out)
+    for family in FAMILIES:
+        chosen = table[family]["selected"]
+        numbers = {r: v["validation"]["physics"] for r, v in table[family]["recipes"].items()}
+        assert numbers[chosen] <= min(numbers.values()) * 1.01
+        assert (out / f"{family}.pt").read_bytes() == recipe_file(out, family, chosen).read_bytes()
+        check_made_with(out / f"{family}.pt", family, cfg)  # the recipe's config, not the base one
+    metrics = write_metrics(cfg["problem"], out)
+    assert metrics["recipes"] == json.loads(json.dumps(table))
+    assert metrics["student"]["recipe"] == table["student"]["selected"]
+    assert "teacher_gap" in metrics["student"]["validation"] and "physics" in metrics["teacher"]["validation"]
+    changed = load_config(ROOT / "training" / "configs" / "burgers.toml", [f"student.{o}" for o in TINY]
+                          + ["student.adam_steps=41"])
+    with pytest.raises(ValueError, match="made with a different config"):
+        check_made_with(out / "student.pt", "student", changed)
+
+
+SELECTED = sorted(p.parent.parent.name for p in MODELS.glob("*/recipes/student-paper.pt"))
+
+
+@pytest.mark.parametrize("problem", SELECTED)
+def test_shipped_students_are_the_rules_pick_from_their_stored_numbers(problem):
+    """The selection, re-derived from the validation numbers stored in the recipe files, picks the
+    files shipped as student.pt and scratch.pt, and metrics.json says so."""
+    out = MODELS / problem
+    table = recipe_table(problems.get(problem), out)
+    assert set(table) == set(FAMILIES), f"{problem}: not every recipe is trained"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for family, entry in table.items():
+        assert (out / f"{family}.pt").read_bytes() == recipe_file(out, family, entry["selected"]).read_bytes()
+        assert metrics["recipes"][family]["selected"] == entry["selected"] == metrics[family]["recipe"]
