@@ -1,7 +1,7 @@
-"""The KD-PINN results table (markdown) from models/*/metrics.json.
+"""The KD-PINN results table and the validation table (markdown) from models/*/metrics.json.
 
-    .venv/bin/python training/results.py                   # prints the table
-    .venv/bin/python training/results.py --update-readme   # and writes it into README.md
+    .venv/bin/python training/results.py                   # prints the tables
+    .venv/bin/python training/results.py --update-readme   # and writes them into README.md
 """
 
 import sys
@@ -11,6 +11,8 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- results:begin (training/results.py --update-readme) -->", "<!-- results:end -->"
+VALIDATION_BEGIN = "<!-- validation:begin (training/results.py --update-readme) -->"
+VALIDATION_END = "<!-- validation:end -->"
 MODELS = Path(__file__).resolve().parent.parent / "models"
 # relative L2 targets (teacher, distilled student) from the distillation issue
 TARGETS = {"burgers": (1e-3, 1.5e-3), "allen_cahn": (1e-2, 1.5e-2)}
@@ -42,14 +44,43 @@ def table() -> str:
     return "\n".join(rows) + "\n"
 
 
-def update_readme(text: str):
+def validation_table() -> str:
+    """Per problem: the shipped students' held-out physics loss and distance to the teacher (what
+    selection may read) beside their reference errors (what it may not), and the recipes' numbers
+    where every recipe is trained."""
+    rows = ["| problem | physics loss: distilled / scratch | teacher gap: distilled / scratch | rel. L2: distilled / "
+            "scratch | physics orders them as the reference does | recipes (physics loss, rel. L2; * shipped) |",
+            "|---|---|---|---|---|---|"]
+    for path in sorted(MODELS.glob("*/metrics.json")):
+        m = json.loads(path.read_text())
+        s, c = m.get("student"), m.get("scratch")
+        if not (s and c and "validation" in s and "validation" in c):
+            continue
+        vs, vc = s["validation"], c["validation"]
+        agree = (vs["physics"] < vc["physics"]) == (s["rel_l2"] < c["rel_l2"])
+        recipes = []
+        for family, entry in m.get("recipes", {}).items():
+            recipes.append(f"{family}: " + ", ".join(
+                f"{name}{'*' if name == entry['selected'] else ''} {r['validation']['physics']:.2e} {r['rel_l2']:.2e}"
+                for name, r in entry["recipes"].items()))
+        rows.append(f"| {m['problem']} | {vs['physics']:.2e} / {vc['physics']:.2e} | "
+                    f"{vs.get('teacher_gap', float('nan')):.2e} / {vc.get('teacher_gap', float('nan')):.2e} | "
+                    f"{s['rel_l2']:.2e} / {c['rel_l2']:.2e} | {'yes' if agree else 'no'} | "
+                    f"{'; '.join(recipes) or 'not trained yet'} |")
+    return "\n".join(rows) + "\n"
+
+
+def update_readme(text: str, begin: str = BEGIN, end: str = END):
     readme = README.read_text()
-    start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    README.write_text(readme[:start] + "\n" + text + readme[end:])
+    start, stop = readme.index(begin) + len(begin), readme.index(end)
+    README.write_text(readme[:start] + "\n" + text + readme[stop:])
 
 
 if __name__ == "__main__":
-    text = table()
+    text, validation = table(), validation_table()
     print(text, end="")
+    print()
+    print(validation, end="")
     if "--update-readme" in sys.argv[1:]:
         update_readme(text)
+        update_readme(validation, VALIDATION_BEGIN, VALIDATION_END)

@@ -55,6 +55,9 @@ def test_readme_shows_the_current_results_table():
     readme = (MODELS.parent / "README.md").read_text()
     shown = readme[readme.index(results.BEGIN) + len(results.BEGIN):readme.index(results.END)].strip()
     assert shown == results.table().strip(), "run: .venv/bin/python training/results.py --update-readme"
+    shown = readme[readme.index(results.VALIDATION_BEGIN) + len(results.VALIDATION_BEGIN):
+                   readme.index(results.VALIDATION_END)].strip()
+    assert shown == results.validation_table().strip(), "run: .venv/bin/python training/results.py --update-readme"
 
 
 def test_readme_kd_pinn_table_matches_the_shipped_models():
