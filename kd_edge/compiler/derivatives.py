@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-ACTIVATIONS = ("tanh", "sin", "identity")  # those the derivative kernel differentiates
+# those the derivative kernel differentiates: every activation the fused kernel has
+ACTIVATIONS = ("tanh", "sin", "identity", "sigmoid", "silu", "relu", "softplus", "elu", "gelu", "gelu_tanh")
 MAX_ORDER = 2
 
 
@@ -123,6 +124,36 @@ def _activation(kind: str, a: _Dual, pairs, let) -> _Dual:
         s = let(_sin_value(a.value))
         cos = let(_sin_value(a.value + _c(math.pi / 2)))
         return _chain_rule(a, s, cos, _c(-1.0) * s, pairs)
+    from tvm import te, tirx
+
+    from kd_edge.compiler.kernel import _exp_value, _normal_cdf, _sigmoid_value, _softplus_value
+
+    x, one, zero = a.value, _c(1.0), _c(0.0)
+    if kind in ("sigmoid", "silu", "softplus"):
+        s = let(_sigmoid_value(x))
+        ds = let(s * (one - s))  # sigma' = sigma (1 - sigma), sigma'' = sigma' (1 - 2 sigma)
+        if kind == "sigmoid":
+            return _chain_rule(a, s, ds, ds * (one - _c(2.0) * s), pairs)
+        if kind == "softplus":  # softplus' = sigma
+            return _chain_rule(a, let(_softplus_value(x)), s, ds, pairs)
+        return _chain_rule(a, x * s, s + x * ds, ds * (_c(2.0) + x * (one - _c(2.0) * s)), pairs)  # x sigma(x)
+    if kind == "relu":
+        return _chain_rule(a, te.max(x, zero), tirx.Select(x > zero, one, zero), None, pairs)
+    if kind == "elu":  # x > 0: x, 1, 0; else e^x - 1, e^x, e^x
+        e = let(_exp_value(te.min(x, zero)))
+        return _chain_rule(a, te.max(x, zero) + (e - one), tirx.Select(x > zero, one, e),
+                           tirx.Select(x > zero, zero, e), pairs)
+    if kind == "gelu":  # x Phi(x): Phi + x phi, phi (2 - x^2)
+        cdf = let(_normal_cdf(x))
+        pdf = let(_exp_value(_c(-0.5) * x * x) * _c(1 / math.sqrt(2 * math.pi)))
+        return _chain_rule(a, x * cdf, cdf + x * pdf, pdf * (_c(2.0) - x * x), pairs)
+    if kind == "gelu_tanh":  # x sigma(u), u = k (x + c x^3)
+        k, c = 2 * math.sqrt(2 / math.pi), 0.044715
+        s = let(_sigmoid_value(_c(k) * (x + _c(c) * x * x * x)))
+        ds = let(s * (one - s))
+        du = let(_c(k) * (one + _c(3 * c) * x * x))
+        return _chain_rule(a, x * s, s + x * ds * du,
+                           _c(2.0) * ds * du + x * (ds * (one - _c(2.0) * s) * du * du + ds * _c(6 * k * c) * x), pairs)
     raise ValueError(f"derivatives through {kind!r} are not compiled yet; the derivative kernel takes "
                      f"{', '.join(ACTIVATIONS)}")
 

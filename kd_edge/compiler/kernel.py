@@ -408,6 +408,18 @@ def _gelu_value(e):
         _c(1.0) + tirx.Select(x < _c(0.0), -a, a))))
 
 
+def _normal_cdf(e):
+    """Phi(x) = (1 + erf(x / sqrt 2)) / 2, erf as in _gelu_value (the derivative kernel's GELU)."""
+    import tvm
+    from tvm import tirx
+
+    def erf_abs(z):
+        return _let(_c(1.0) / (_c(1.0) + _c(0.3275911) * z), lambda t: _c(1.0) - t * _horner(_ERF_P, t) * _exp_value(-z * z))
+
+    return _let(e, lambda x: _let(erf_abs(tvm.te.abs(x) * _c(1 / math.sqrt(2))), lambda a: _c(0.5) * (
+        _c(1.0) + tirx.Select(x < _c(0.0), -a, a))))
+
+
 def _sin_value(e):
     """sin of a scalar or vector expression, as the tile kernel computes it."""
     import tvm
