@@ -51,16 +51,39 @@ def train_recipe(cfg: dict, out: Path, runs: Path, family: str, name: str, progr
     if path.exists():
         return path
     config = recipe_config(cfg["student"], family, name)
-    checkpoint = Path(runs) / f"{family}-{name}.ckpt"
     teacher = load_model(Path(out) / "teacher.pt", problem=problem.name, kind="teacher")
-    if family == "student":
-        model = distill(problem, teacher, config, checkpoint, progress, device)
-    else:
-        model = train_student_scratch(problem, config, checkpoint, progress, device)
     exact = problem.exact_conditions(config.network) if config.network.hard_constraints else ()
-    metrics = dict(evaluate(problem, model), train_seconds=round(model.train_seconds, 1), recipe=name,
+    model = _made_before(cfg, out, family, config)
+    if model is not None:  # training is reproducible: the same config gives these weights again
+        seconds, history = model.info["metrics"].get("train_seconds"), model.info.get("history")
+    else:
+        checkpoint = Path(runs) / f"{family}-{name}.ckpt"
+        if family == "student":
+            model = distill(problem, teacher, config, checkpoint, progress, device)
+        else:
+            model = train_student_scratch(problem, config, checkpoint, progress, device)
+        seconds, history = round(model.train_seconds, 1), model.history
+    metrics = dict(evaluate(problem, model), train_seconds=seconds, recipe=name,
                    validation=validate(problem, model, teacher, exact))
-    return save_model(path, model, family, problem, to_dict(config), metrics, model.history)
+    return save_model(path, model, family, problem, to_dict(config), metrics, history)
+
+
+def _made_before(cfg: dict, out: Path, family: str, config: DistillConfig):
+    """The shipped <family>.pt if it was trained with exactly this recipe's config (the base
+    recipe, before any selection), else None."""
+    from kd_edge.training.pipeline import check_made_with
+
+    path = Path(out) / f"{family}.pt"
+    if not path.exists():
+        return None
+    model = load_model(path, problem=cfg["problem"].name, kind=family)
+    if model.info["metrics"].get("recipe") is not None or to_dict(config) != to_dict(cfg["student"]):
+        return None
+    try:
+        check_made_with(path, family, cfg, model)
+    except ValueError:
+        return None
+    return model
 
 
 def recipe_table(problem, out: Path) -> dict:

@@ -79,10 +79,15 @@ def test_recipes_train_and_the_rules_pick_is_shipped(tmp_path):
                       [f"teacher.{o}" for o in TINY[:-1]] + [f"student.{o}" for o in TINY]
                       + ["teacher.network.width=16", "teacher.network.depth=2"])
     out, runs = tmp_path / "burgers", tmp_path / "runs"
-    train_stages(cfg, out, runs, stages=("teacher",), progress=False)
+    train_stages(cfg, out, runs, progress=False)  # teacher, and the base recipes as plain stages
+    shipped = {f: kd_edge.load_model(out / f"{f}.pt").state_dict() for f in FAMILIES}
     for family, recipes in FAMILIES.items():
         for name in recipes:
             train_recipe(cfg, out, runs, family, name, progress=False)
+    for family, base in (("student", "paper"), ("scratch", "plain")):  # adopted, not trained again
+        again = kd_edge.load_model(recipe_file(out, family, base)).state_dict()
+        assert all(torch.equal(again[k], v) for k, v in shipped[family].items())
+        assert not (runs / f"{family}-{base}.ckpt").exists()
     table = select_recipes(cfg["problem"], out)
     for family in FAMILIES:
         chosen = table[family]["selected"]
@@ -100,17 +105,22 @@ def test_recipes_train_and_the_rules_pick_is_shipped(tmp_path):
         check_made_with(out / "student.pt", "student", changed)
 
 
-SELECTED = sorted(p.parent.parent.name for p in MODELS.glob("*/recipes/student-paper.pt"))
+WITH_RECIPES = sorted(p.parent.name for p in MODELS.glob("*/recipes"))
 
 
-@pytest.mark.parametrize("problem", SELECTED)
+@pytest.mark.parametrize("problem", WITH_RECIPES)
 def test_shipped_students_are_the_rules_pick_from_their_stored_numbers(problem):
-    """The selection, re-derived from the validation numbers stored in the recipe files, picks the
-    files shipped as student.pt and scratch.pt, and metrics.json says so."""
+    """Where a family's recipes are all trained, the selection, re-derived from the validation
+    numbers stored in the recipe files, picks the file shipped as student.pt (scratch.pt), and
+    metrics.json says so; where they are not yet, the shipped model is still the base config's."""
     out = MODELS / problem
     table = recipe_table(problems.get(problem), out)
-    assert set(table) == set(FAMILIES), f"{problem}: not every recipe is trained"
     metrics = json.loads((out / "metrics.json").read_text())
-    for family, entry in table.items():
-        assert (out / f"{family}.pt").read_bytes() == recipe_file(out, family, entry["selected"]).read_bytes()
-        assert metrics["recipes"][family]["selected"] == entry["selected"] == metrics[family]["recipe"]
+    for family in FAMILIES:
+        if family in table:
+            chosen = table[family]["selected"]
+            assert (out / f"{family}.pt").read_bytes() == recipe_file(out, family, chosen).read_bytes()
+            assert metrics["recipes"][family]["selected"] == chosen == metrics[family]["recipe"]
+        else:
+            assert "recipe" not in kd_edge.load_model(out / f"{family}.pt").info["metrics"]
+            assert family not in metrics.get("recipes", {})
