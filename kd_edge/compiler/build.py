@@ -126,9 +126,10 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
 
     model: a torch.nn.Module (traced with example_input, (n_points, n_inputs) float32) or an
       ONNX model (a path, bytes or onnx.ModelProto). The artifact accepts any number of points.
-    backend: "fused" compiles a dense chain (linear layers with tanh/sin activations, optionally
-      followed by an elementwise epilogue of the inputs and the chain's outputs, such as a hard
-      constraint; see kd_edge.compiler.chain) into one kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
+    backend: "fused" compiles a dense chain (linear layers with elementwise activations, skip
+      connections, branches and gated products, optionally followed by an elementwise epilogue of
+      the inputs and the chain's outputs, such as a hard constraint; see kd_edge.compiler.chain)
+      into one kernel the runtime calls directly; "vm" runs TVM's Relax VM, which takes any model;
       "auto" (default) uses "fused" when the model is a dense chain.
     input_names / output_names: column names (default: the problem's, for a model from
       kd_edge.load_model, else x0, x1, ... and y0, ...).
