@@ -223,18 +223,23 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         options, tuning = KernelOptions(), None
         if tune_trials:
             options, tuning = tune_kernel(layers, lanes, spec, tune_trials, progress)
+        has_small = True
         if differentiate:
-            from kd_edge.compiler.derivatives import build_derivative_kernel
+            from kd_edge.compiler.derivatives import build_derivative_kernel, build_small_derivative_kernel
 
-            module = tvm.IRModule({entry: build_derivative_kernel(layers, lanes, derivatives, entry, parallel,
-                                                                  residual_trees)
-                                   for entry, parallel in ((ENTRY, False), (PARALLEL_ENTRY, True))})
+            functions = {entry: build_derivative_kernel(layers, lanes, derivatives, entry, parallel, residual_trees)
+                         for entry, parallel in ((ENTRY, False), (PARALLEL_ENTRY, True))}
+            small_kernel = build_small_derivative_kernel(layers, lanes, derivatives, residual_trees)
+            if small_kernel is not None:
+                functions[SMALL_ENTRY] = small_kernel
+            has_small = small_kernel is not None
+            module = tvm.IRModule(functions)
         else:
             module = build_kernel_module(layers, lanes, options)
         executable = tvm.compile(module, target=tvm.target.Target(spec.tvm_target))
-        # the latency kernel computes values only: an artifact with derivatives has none
-        small = {} if differentiate else {"small_entry": SMALL_ENTRY, "tile_points": lanes,
-                                          "small_max_points": small_max_points(lanes)}
+        # a chain with product layers has no latency kernel for derivatives (the batch kernel takes every n)
+        small = {"small_entry": SMALL_ENTRY, "tile_points": lanes,
+                 "small_max_points": small_max_points(lanes)} if has_small else {}
         runtime = {"kind": "fused", "entry": ENTRY, "parallel_entry": PARALLEL_ENTRY,
                    "parallel_min_points": PARALLEL_MIN_POINTS, "simd_lanes": lanes, **small,
                    "kernel": dict(options.as_dict(), tuned_trials=tuning["trials"] if tuning else 0),

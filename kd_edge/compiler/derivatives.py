@@ -128,7 +128,11 @@ def _activation(kind: str, a: _Dual, pairs, let) -> _Dual:
 
     from kd_edge.compiler.kernel import _exp_value, _normal_cdf, _sigmoid_value, _softplus_value
 
-    x, one, zero = a.value, _c(1.0), _c(0.0)
+    import tvm
+
+    x = a.value
+    lanes = tvm.DataType(str(x.ty)).lanes  # constants as wide as x: Select takes no scalar beside a vector
+    one, zero = (tirx.Broadcast(_c(v), lanes) if lanes > 1 else _c(v) for v in (1.0, 0.0))
     if kind in ("sigmoid", "silu", "softplus"):
         s = let(_sigmoid_value(x))
         ds = let(s * (one - s))  # sigma' = sigma (1 - sigma), sigma'' = sigma' (1 - 2 sigma)
@@ -278,11 +282,19 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
                 unit = stored(_add(_product(unit, scale, pairs), shift))
             units.append(unit)
         previous[i] = units
-    outs = previous[len(layers)]
-    if epilogue is not None:
-        outs = _epilogue_duals(epilogue, previous[0], outs, pairs, let)
+    _write_point(layers, previous[0], previous[len(layers)], X, Y, index, derivatives, pairs, n_out, T, residual, let)
+
+
+def _write_point(layers, inputs, outs, X, Y, index, derivatives, pairs, n_out, T, residual, let):
+    """The point's row of Y from the chain's output duals: the epilogue, the outputs, the
+    derivatives asked for, then each residual."""
+    from kd_edge.compiler.kernel import _c
+
+    if layers.epilogue is not None:
+        outs = _epilogue_duals(layers.epilogue, inputs, outs, pairs, let)
     for k in range(n_out):
         T.buffer_store(Y, outs[k].value, [index, k])
+
     def field(k, wrt):
         d = outs[k].value if not wrt else outs[k].first.get(wrt[0]) if len(wrt) == 1 else outs[k].second.get(wrt)
         return d if d is not None else _c(0.0)
@@ -335,3 +347,105 @@ def _epilogue_duals(trees, inputs, outs, pairs, let):
 
     emit = folder(leaf, combine)
     return [emit(tree) for tree in trees]
+
+
+def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None):
+    """The latency kernel's derivative form (SMALL_ENTRY: x, y, n as pointers, rows as the batch
+    kernel writes them): per layer, the value, each tangent and each second-order term is a
+    matrix-vector product across the layer's units (the input's tangents are unit vectors, so the
+    first layer's are weight columns), the activation's derivatives on whole vectors; one point at
+    a time. None for chains with product layers (their gates are unit by unit): the batch kernel
+    then takes every n."""
+    if any(layer.gate for layer in layers):
+        return None
+    from tvm.script.ir_builder import IRBuilder
+    from tvm.script.ir_builder import tirx as T
+
+    from kd_edge.compiler.kernel import SMALL_ENTRY, _c, _chunks, _constant_vector, _unit_lanes
+
+    d_in, n_out = int(layers[0].weight.shape[1]), layers.n_outputs
+    trees, keys = residual if residual is not None else ([], {})
+    needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
+    firsts = sorted({q for wrt in needed for q in wrt})
+    pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
+    parts = ["value"] + firsts + pairs  # a layer's output: its value, tangents, second-order terms
+
+    def pairwise_sum(terms):
+        while len(terms) > 1:
+            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+        return terms[0] if terms else None
+
+    with IRBuilder() as ib:
+        with T.prim_func():
+            T.func_name(SMALL_ENTRY)
+            T.func_attr({"global_symbol": SMALL_ENTRY, "tirx.noalias": True})
+            x, y = T.arg("x", T.handle("float32")), T.arg("y", T.handle("float32"))
+            n = T.arg("n", T.int64())
+            X = T.decl_buffer((n, d_in), "float32", data=x)
+            Y = T.decl_buffer((n, n_out + len(derivatives) + len(trees)), "float32", data=y)
+            with T.serial(n) as point:
+                H = [{part: T.alloc_buffer((len(layer.bias),), "float32", scope="global") for part in parts}
+                     for layer in layers]
+
+                def let_of(w):
+                    def let(expr):
+                        buffer = T.alloc_buffer((w,), "float32", scope="global")
+                        T.buffer_store(buffer, expr, [_unit_lanes(0, w)])
+                        return buffer[_unit_lanes(0, w)]
+                    return let
+
+                def term(src, part, k, column):
+                    """column (a chunk's weights on input k of output src) times that input's `part`."""
+                    if src == 0:  # the point itself: value x_k, tangent e_k, no second-order terms
+                        if part == "value":
+                            return _constant_vector(column) * _broadcast(X[point, k], len(column))
+                        return _constant_vector(column) if part == k else None
+                    return _constant_vector(column) * _broadcast(H[src - 1][part][k], len(column))
+
+                for i, layer in enumerate(layers):
+                    sources = [(layer.main_source(i + 1), np.asarray(layer.weight, np.float32))]
+                    sources += [(src, np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
+                    bias = np.asarray(layer.bias, np.float32)
+                    for start, w in _chunks(len(bias), lanes):
+                        units = slice(start, start + w)
+                        pre = {}
+                        for part in parts:
+                            terms = [term(src, part, k, m[units, k]) for src, m in sources for k in range(m.shape[1])
+                                     if m[units, k].any()]
+                            terms = [t for t in terms if t is not None]
+                            if part == "value":
+                                terms.insert(0, _constant_vector(bias[units]))
+                            pre[part] = pairwise_sum(terms)
+                        kinds = set(layer.activations[units])
+                        if len(kinds) == 1:
+                            dual = _Dual(pre["value"], {q: pre[q] for q in firsts if pre[q] is not None},
+                                         {qr: pre[qr] for qr in pairs if pre[qr] is not None})
+                            out = _activation(kinds.pop(), dual, pairs, let_of(w))
+                            values = {"value": out.value, **out.first, **out.second}
+                            for part in parts:
+                                T.buffer_store(H[i][part], values.get(part, _broadcast(_c(0.0), w)),
+                                               [_unit_lanes(start, w)])
+                            continue
+                        for part in parts:  # mixed activations (a feature layer): unit by unit
+                            T.buffer_store(H[i][part], pre[part] if pre[part] is not None else _broadcast(_c(0.0), w),
+                                           [_unit_lanes(start, w)])
+                        for j in range(start, start + w):
+                            dual = _Dual(H[i]["value"][j], {q: H[i][q][j] for q in firsts},
+                                         {qr: H[i][qr][j] for qr in pairs})
+                            let = let_of(1)
+                            out = _activation(layer.activations[j], dual, pairs, let)
+                            # each computed before any is stored: they read the unit's pre-activation parts
+                            values = {part: let(e) for part, e in {"value": out.value, **out.first, **out.second}.items()}
+                            for part in parts:
+                                T.buffer_store(H[i][part], values.get(part, _c(0.0)), [j])
+                outs = [_Dual(H[-1]["value"][j], {q: H[-1][q][j] for q in firsts}, {qr: H[-1][qr][j] for qr in pairs})
+                        for j in range(len(layers[-1].bias))]
+                inputs = [_Dual(X[point, k], {k: _c(1.0)} if k in firsts else {}) for k in range(d_in)]
+                _write_point(layers, inputs, outs, X, Y, point, derivatives, pairs, n_out, T, residual, let_of(1))
+    return ib.get()
+
+
+def _broadcast(value, w):
+    from tvm import tirx
+
+    return tirx.Broadcast(value, w) if w > 1 else value

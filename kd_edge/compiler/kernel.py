@@ -461,6 +461,22 @@ ACTIVATION_VALUES = {"sigmoid": _sigmoid_value, "silu": _silu_value, "relu": _re
                      "elu": _elu_value}
 
 
+def _constant_vector(values):
+    """A vector constant (a scalar for one value): one weight column of a chunk of units."""
+    from tvm import tirx
+
+    if len(values) == 1:
+        return _c(values[0])
+    return tirx.Shuffle([_c(v) for v in values], [tirx.IntImm("int32", i) for i in range(len(values))])
+
+
+def _unit_lanes(start, w):
+    """The buffer index of units start .. start + w - 1 (a ramp, or one index)."""
+    from tvm import tirx
+
+    return tirx.Ramp(tirx.IntImm("int64", start), tirx.IntImm("int64", 1), w) if w > 1 else start
+
+
 def _chunks(width: int, lanes: int) -> list[tuple[int, int]]:
     """(first unit, vector width) covering `width` units: full vectors, then smaller powers of two."""
     out, start = [], 0
@@ -487,13 +503,7 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
     d_out = len(epilogue) if epilogue is not None else layers[-1].weight.shape[0]
     activation = dict(ACTIVATION_VALUES, tanh=_tanh_value, sin=_sin_value)
 
-    def vector(values):
-        if len(values) == 1:
-            return _c(values[0])
-        return tirx.Shuffle([_c(v) for v in values], [tirx.IntImm("int32", i) for i in range(len(values))])
-
-    def lanes_of(start, w):
-        return tirx.Ramp(tirx.IntImm("int64", start), tirx.IntImm("int64", 1), w) if w > 1 else start
+    vector, lanes_of = _constant_vector, _unit_lanes
 
     def dense(layer, sources, H):
         """H = activation(sum of W source + b), chunk by chunk of units; sources: (value(k), W)

@@ -21,6 +21,7 @@ import torch
 
 import kd_edge
 from peer_networks import ModifiedMLP, MsFFN, TwoBranches
+from kd_edge.networks import MLP
 from kd_edge._runtime import Solver
 from kd_edge.deploy.runtime import SOURCE
 from kd_edge.compiler.residual import Symbol, TracingFields, evaluate, trace_residual
@@ -32,6 +33,20 @@ TOLERANCE = 1e-4
 
 def second_derivatives_of_the_pde(problem):
     return [k for k in problem.equation_keys() if len(k.partition("_")[2]) == 2]
+
+
+def latency_kernel_agrees(artifact, x):
+    """One point per call (the latency kernel) against the same 64 points in one call (the batch
+    kernel's tiles, which check() holds to float64 autograd): equal within TOLERANCE of the largest
+    value in the rows (a residual is a small difference of terms that large: the wave's u_tt and
+    c^2 u_xx are about 40 where it is 1e-3). Float32 with a fast tanh puts both kernels' second derivatives
+    up to 1.6e-4 (relative) from float64 at random Burgers points, so their summation orders may
+    differ by as much (measured: 6.9e-5)."""
+    solver = Solver(str(artifact))
+    batch = solver.predict(x)
+    one = np.concatenate([solver.predict(x[i:i + 1]) for i in range(len(x))])
+    gap, scale = np.abs(one - batch).max(axis=0), np.abs(batch).max()
+    assert (gap <= TOLERANCE * scale).all(), gap / scale
 
 
 def check(model, artifact, x, inputs, outputs):
@@ -69,12 +84,13 @@ def test_shipped_student_derivatives_and_residual_match_float64_autograd(problem
     artifact = kd_edge.compile(model, torch.zeros(4, len(p.inputs)), tmp_path, derivatives=["jacobian"] + second,
                                residual=True, progress=False)
     names = check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
+    latency_kernel_agrees(artifact, p.sample(64, np.random.default_rng(8)).astype(np.float32))
     jacobian = [f"{o}_{i}" for o in p.outputs for i in p.inputs]
     equations = len(trace_residual(p))
     residual = ["residual"] if equations == 1 else [f"residual_{i}" for i in range(equations)]
     assert names == list(p.outputs) + jacobian + second + residual
     runtime = json.loads((artifact / "manifest.json").read_text())["runtime"]
-    assert "small_entry" not in runtime  # the latency kernel computes values only
+    assert runtime["small_entry"] == "kd_edge_chain_small"  # a few points: the derivative latency kernel
     p99, threshold = runtime["residual"]["validation_p99"], runtime["residual"]["threshold"]
     assert len(p99) == equations and all(0 < r and t == 2 * r for r, t in zip(p99, threshold))
     assert runtime["derivatives"][0] == {"name": jacobian[0], "output": p.outputs[0], "by": [p.inputs[0]]}
@@ -107,6 +123,24 @@ def test_every_epilogue_operation_is_differentiated(tmp_path):
     x = np.random.default_rng(1).uniform(-1, 1, (101, 2)).astype(np.float32)  # 101: tiles and the tail
     names = check(model, artifact, x, ("x", "t"), ("a", "b"))
     assert names[-2:] == ["b_tx", "b_tt"]  # as asked; b_tx is computed as b_xt
+
+
+@pytest.mark.parametrize("act", ["tanh", "sin", "silu", "gelu"])
+def test_the_latency_kernel_differentiates_as_the_batch_kernel_does(act, tmp_path):
+    """A few points per call go through the derivative latency kernel (units across lanes), a
+    periodic feature layer unit by unit; rows equal the batch kernel's. Product layers have none."""
+    torch.manual_seed(9)
+    model = MLP(2, 1, 12, 2, act, periodic={0: 2.0}, periodic_harmonics=2).eval()
+    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path / "a", input_names=["x", "t"], output_names=["u"],
+                               derivatives=["jacobian", "u_xx", "u_xt", "u_tt"], progress=False)
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["small_entry"] == "kd_edge_chain_small"
+    latency_kernel_agrees(artifact, np.random.default_rng(4).uniform(-1, 1, (64, 2)).astype(np.float32))
+
+
+def test_product_layers_have_no_derivative_latency_kernel(tmp_path):
+    gated = kd_edge.compile(ModifiedMLP(width=8), torch.zeros(4, 2), tmp_path / "gated", input_names=["x", "t"],
+                            output_names=["u"], derivatives=["jacobian"], progress=False)
+    assert "small_entry" not in json.loads((gated / "manifest.json").read_text())["runtime"]
 
 
 @pytest.mark.parametrize("module", [ModifiedMLP, MsFFN], ids=["gated", "branched"])
