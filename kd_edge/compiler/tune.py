@@ -34,6 +34,8 @@ CANDIDATES = tuple(KernelOptions(accumulators=a, reciprocal=r)
 def chain_key(layers, lanes: int, spec) -> str:
     """What a tuning result depends on: the chain's shape and activations, never its weights."""
     shape = [[int(l.weight.shape[1]), int(l.weight.shape[0]), list(l.activations)] + ([sorted(l.skips)] if l.skips else [])
+             + ([{"source": l.source, "gate": sorted(set(l.gate[0]) | set(l.gate[2])) if l.gate else []}]
+                if l.source is not None or l.gate else [])
              for l in layers]
     if getattr(layers, "epilogue", None) is not None:
         shape.append(layers.signature())
