@@ -97,9 +97,10 @@ def onnx_to_relax(model):
     try:
         module = from_onnx(model, shape_dict={inputs[0].name: [tirx.Var("n", "int64"), width]})
     except Exception as e:  # TVM's message names the operators but not the file
-        if type(e).__name__ == "OpNotImplemented":
+        if type(e).__name__ == "OpNotImplemented":  # TVM lists them in no fixed order
+            ops = ", ".join(sorted(op.strip() for op in str(e).split(": ", 1)[-1].rstrip(".").split(",")))
             raise ValueError(f"{name} uses operators TVM's ONNX importer does not implement: "
-                             f"{str(e).split(': ', 1)[-1]}. kd-edge compiles ONNX models whose operators TVM imports "
+                             f"{ops}. kd-edge compiles ONNX models whose operators TVM imports "
                              f"(Gemm, MatMul, Add, Mul, Tanh, Sin, Sigmoid, Relu, Softplus, Concat, ...): export the "
                              f"network without them, or compile the torch module itself") from None
         raise ValueError(f"TVM's ONNX importer failed on {name} ({type(e).__name__}: {e})") from None
