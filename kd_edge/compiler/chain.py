@@ -352,12 +352,11 @@ def extract_chain(module) -> Chain:
         x = first.pre if isinstance(first, _Elementwise) else _Affine(first.weight, first.bias, first.base, None,
                                                                       first.skips)
         trees = [as_tree(a, x, len(x.bias)) for a in args]
-        name = ELEMENTWISE[op]
-        if name in ("tanh", "sin", "cos", "sigmoid", "relu", "gelu", "gelu_tanh"):
-            return _Elementwise(x, ("act", (UNARY.get(op, name),) * len(x.bias),
+        if op in UNARY:  # an activation of the pre-activation's function: relu(1 - exp(x)) in ELU
+            return _Elementwise(x, ("act", (UNARY[op],) * len(x.bias),
                                     ("add", trees[0], ("const", np.full(len(x.bias), math.pi / 2))) if op == "relax.cos"
                                     else trees[0]))
-        return _Elementwise(x, (name, *trees))
+        return _Elementwise(x, (ELEMENTWISE[op], *trees))
 
     identified = {}
 

@@ -361,7 +361,7 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from kd_edge.compiler.kernel import SMALL_ENTRY, _c, _chunks, _constant_vector, _unit_lanes
+    from kd_edge.compiler.kernel import _c, _chunks, _constant_vector, _pairwise_sum, _unit_lanes, small_arguments
 
     d_in, n_out = int(layers[0].weight.shape[1]), layers.n_outputs
     trees, keys = residual if residual is not None else ([], {})
@@ -370,19 +370,9 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
     pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
     parts = ["value"] + firsts + pairs  # a layer's output: its value, tangents, second-order terms
 
-    def pairwise_sum(terms):
-        while len(terms) > 1:
-            terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-        return terms[0] if terms else None
-
     with IRBuilder() as ib:
         with T.prim_func():
-            T.func_name(SMALL_ENTRY)
-            T.func_attr({"global_symbol": SMALL_ENTRY, "tirx.noalias": True})
-            x, y = T.arg("x", T.handle("float32")), T.arg("y", T.handle("float32"))
-            n = T.arg("n", T.int64())
-            X = T.decl_buffer((n, d_in), "float32", data=x)
-            Y = T.decl_buffer((n, n_out + len(derivatives) + len(trees)), "float32", data=y)
+            X, Y, n = small_arguments(T, d_in, n_out + len(derivatives) + len(trees))
             with T.serial(n) as point:
                 H = [{part: T.alloc_buffer((len(layer.bias),), "float32", scope="global") for part in parts}
                      for layer in layers]
@@ -415,7 +405,7 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
                             terms = [t for t in terms if t is not None]
                             if part == "value":
                                 terms.insert(0, _constant_vector(bias[units]))
-                            pre[part] = pairwise_sum(terms)
+                            pre[part] = _pairwise_sum(terms)
                         kinds = set(layer.activations[units])
                         if len(kinds) == 1:
                             dual = _Dual(pre["value"], {q: pre[q] for q in firsts if pre[q] is not None},

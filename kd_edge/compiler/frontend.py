@@ -63,20 +63,15 @@ def onnx_to_relax(model):
         except Exception as e:  # protobuf's DecodeError names neither the file nor the format
             raise ValueError(f"{path or 'the given bytes'} is not an ONNX model ({type(e).__name__}: {e})") from None
         if path is not None:  # external weights: beside the model file, wherever the caller runs from
-            from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+            from onnx.external_data_helper import load_external_data_for_model
 
-            files = {e.value for t in model.graph.initializer if uses_external_data(t)
-                     for e in t.external_data if e.key == "location"}
-            missing = sorted(f for f in files if not (Path(path).parent / f).is_file())
+            missing = [f for f in _external_files(model) if not (Path(path).parent / f).is_file()]
             if missing:
                 raise FileNotFoundError(f"{path} keeps its weights in {', '.join(missing)}, which is not beside it "
                                         f"in {Path(path).parent.resolve()}")
             load_external_data_for_model(model, str(Path(path).parent))
     graph = model.graph
-    from onnx.external_data_helper import uses_external_data
-
-    outside = sorted({e.value for t in graph.initializer if uses_external_data(t)
-                      for e in t.external_data if e.key == "location"})
+    outside = _external_files(model)
     if outside:  # bytes, or a ModelProto loaded without its data: the weights are elsewhere
         raise ValueError(f"this ONNX model keeps its weights in external files ({', '.join(outside)}), which "
                          f"were not loaded: pass the model's path (the files beside it), or onnx.load(path)")
@@ -105,3 +100,11 @@ def onnx_to_relax(model):
                              f"network without them, or compile the torch module itself") from None
         raise ValueError(f"TVM's ONNX importer failed on {name} ({type(e).__name__}: {e})") from None
     return module, width, out_dims[1].dim_value, inputs[0].name
+
+
+def _external_files(model) -> list[str]:
+    """The files an ONNX model's initializers keep their data in and that are not loaded, sorted."""
+    from onnx.external_data_helper import uses_external_data
+
+    return sorted({e.value for t in model.graph.initializer if uses_external_data(t)
+                   for e in t.external_data if e.key == "location"})

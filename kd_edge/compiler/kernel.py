@@ -225,10 +225,7 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
                             term = c(w) * row[lane]
                             a = k % options.accumulators
                             partial[a] = term if partial[a] is None else partial[a] + term
-                        live = [p for p in partial if p is not None]
-                        while len(live) > 1:
-                            live = [live[m] + live[m + 1] if m + 1 < len(live) else live[m] for m in range(0, len(live), 2)]
-                        e = live[0]
+                        e = _pairwise_sum([p for p in partial if p is not None])
                         act = layer.activations[j]
                         if act == "tanh":
                             e = tanh(e, lane, vector, scratch)
@@ -269,6 +266,23 @@ def _kernel(layers, lanes: int, options: KernelOptions, name: str, parallel: boo
             with T.serial(n % lanes) as r:  # the last n % lanes points, one at a time
                 point(n // lanes * lanes + r, 0, False, allocate(1))
     return ib.get()
+
+
+def _pairwise_sum(terms):
+    """terms added as a balanced tree (fewer dependent steps than a chain), None for no terms."""
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0] if terms else None
+
+
+def small_arguments(T, d_in: int, d_out: int):
+    """The latency kernels' signature, inside a T.prim_func(): SMALL_ENTRY(x, y, n) with x and y
+    raw float32 pointers to (n, d_in) and (n, d_out) rows; returns X, Y and n."""
+    T.func_name(SMALL_ENTRY)
+    T.func_attr({"global_symbol": SMALL_ENTRY, "tirx.noalias": True})
+    x, y = T.arg("x", T.handle("float32")), T.arg("y", T.handle("float32"))
+    n = T.arg("n", T.int64())
+    return T.decl_buffer((n, d_in), "float32", data=x), T.decl_buffer((n, d_out), "float32", data=y), n
 
 
 def _sparse_sum(maps, bias, j, read):
@@ -396,15 +410,17 @@ def _gelu_tanh_value(e):
     return _let(e, lambda x: x * _sigmoid_value(_c(2 * math.sqrt(2 / math.pi)) * (x + _c(0.044715) * x * x * x)))
 
 
+def _erf_of(z):
+    """erf(z) for z >= 0 by Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7)."""
+    return _let(_c(1.0) / (_c(1.0) + _c(0.3275911) * z), lambda t: _c(1.0) - t * _horner(_ERF_P, t) * _exp_value(-z * z))
+
+
 def _gelu_value(e):
     """0.5 x (1 + erf(x / sqrt 2)), erf by Abramowitz and Stegun 7.1.26 (odd extension)."""
     import tvm
     from tvm import tirx
 
-    def erf_abs(z):  # erf(|x| / sqrt 2) for z = |x| / sqrt 2
-        return _let(_c(1.0) / (_c(1.0) + _c(0.3275911) * z), lambda t: _c(1.0) - t * _horner(_ERF_P, t) * _exp_value(-z * z))
-
-    return _let(e, lambda x: _let(erf_abs(tvm.te.abs(x) * _c(1 / math.sqrt(2))), lambda a: _c(0.5) * x * (
+    return _let(e, lambda x: _let(_erf_of(tvm.te.abs(x) * _c(1 / math.sqrt(2))), lambda a: _c(0.5) * x * (
         _c(1.0) + tirx.Select(x < _c(0.0), -a, a))))
 
 
@@ -413,10 +429,7 @@ def _normal_cdf(e):
     import tvm
     from tvm import tirx
 
-    def erf_abs(z):
-        return _let(_c(1.0) / (_c(1.0) + _c(0.3275911) * z), lambda t: _c(1.0) - t * _horner(_ERF_P, t) * _exp_value(-z * z))
-
-    return _let(e, lambda x: _let(erf_abs(tvm.te.abs(x) * _c(1 / math.sqrt(2))), lambda a: _c(0.5) * (
+    return _let(e, lambda x: _let(_erf_of(tvm.te.abs(x) * _c(1 / math.sqrt(2))), lambda a: _c(0.5) * (
         _c(1.0) + tirx.Select(x < _c(0.0), -a, a))))
 
 
@@ -518,11 +531,8 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
                 term = vector(column) * (tirx.Broadcast(inp, w) if w > 1 else inp)
                 a = k % options.accumulators
                 partial[a] = term if partial[a] is None else partial[a] + term
-            live = [vector(bias[units])] + [t for t in partial if t is not None]
-            while len(live) > 1:
-                live = [live[i] + live[i + 1] if i + 1 < len(live) else live[i] for i in range(0, len(live), 2)]
+            e = _pairwise_sum([vector(bias[units])] + [t for t in partial if t is not None])
             kinds = set(layer.activations[units])
-            e = live[0]
             if len(kinds) == 1 and kinds != {"identity"}:
                 e = activation[kinds.pop()](e)
             T.buffer_store(H, e, [lanes_of(start, w)])
@@ -546,9 +556,9 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
                     dense(layer, sources, H[i])
                 if layer.gate:  # a product, unit by unit: few nonzero weights per unit
                     G, g, A, a = layer.gate
+                    def read(src, k, output_of=output_of):
+                        return output_of(src)(k)
                     for j in range(len(layer.bias)):
-                        def read(src, k, p=p, H=H):
-                            return X[p, k] if src == 0 else H[src - 1][k]
                         z = sources[0][0](j) if layer.selects else H[i][j]
                         T.buffer_store(H[i], z * _sparse_sum(G, g, j, read) + _sparse_sum(A, a, j, read), [j])
         for p, H in zip(indices, outputs):
@@ -563,12 +573,7 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
 
     with IRBuilder() as ib:
         with T.prim_func():
-            T.func_name(SMALL_ENTRY)
-            T.func_attr({"global_symbol": SMALL_ENTRY, "tirx.noalias": True})
-            x, y = T.arg("x", T.handle("float32")), T.arg("y", T.handle("float32"))
-            n = T.arg("n", T.int64())
-            X = T.decl_buffer((n, d_in), "float32", data=x)
-            Y = T.decl_buffer((n, d_out), "float32", data=y)
+            X, Y, n = small_arguments(T, d_in, d_out)
             with T.serial(n // group) as g:
                 points([g * group + i for i in range(group)])
             if group > 1:
