@@ -249,6 +249,10 @@ def compile(model, example_input=None, out_dir=None, target="host", input_names=
         if derivatives:
             runtime["derivatives"] = [{"name": d, "output": outputs[k], "by": [inputs[q] for q in wrt]}
                                       for d, k, wrt in derivatives]
+        if differentiate:
+            from kd_edge.compiler.derivatives import derivative_mode
+
+            runtime["derivative_mode"] = derivative_mode(layers, derivatives, residual_trees)
         if residual:
             from kd_edge.compiler.residual import residual_names
 

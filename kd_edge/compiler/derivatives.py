@@ -194,6 +194,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
     needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
     firsts = sorted({q for wrt in needed for q in wrt})
     pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
+    reverse = reverse_outputs(layers, derivatives, keys, firsts, pairs)
 
     count = 0
 
@@ -210,7 +211,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
         with T.prim_func():
             xs = T.match_buffer(T.arg("x", T.handle()), (1, d_in), "float32")
             ys = T.match_buffer(T.arg("y", T.handle()), (1, width), "float32")
-            _point_body(layers, xs, ys, 0, 0, Counter(), derivatives, firsts, pairs, n_out, T, residual)
+            _point_body(layers, xs, ys, 0, 0, Counter(), derivatives, firsts, pairs, n_out, T, residual, reverse)
 
     with IRBuilder() as ib:
         with T.prim_func():
@@ -226,15 +227,83 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
                 vectors = slots(lanes)
                 with T.vectorized(lanes) as lane:
                     _point_body(layers, X, Y, t * lanes + lane, lane, vectors, derivatives, firsts, pairs, n_out, T,
-                                residual)
+                                residual, reverse)
             with T.serial(n % lanes) as r:
                 _point_body(layers, X, Y, n // lanes * lanes + r, 0, slots(1), derivatives, firsts, pairs, n_out, T,
-                            residual)
+                            residual, reverse)
     return ib.get()
 
 
-def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_out, T, residual):
-    """One point (or one vector of points, across `lane`): outputs, then derivatives, into Y."""
+def reverse_outputs(layers, derivatives, keys, firsts, pairs) -> tuple[int, ...] | None:
+    """The chain outputs to differentiate by reverse mode, or None for forward mode.
+
+    Forward mode carries one tangent per input differentiated through every layer past the first;
+    reverse mode runs one backward pass (a transposed matrix-vector product per layer) per chain
+    output whose derivatives are needed. For a one-output network of d inputs the Jacobian then
+    costs about 2x the value instead of (1 + d)x. Reverse mode is taken for first derivatives
+    only (second ones go forward), for chains without product layers, when it needs fewer passes."""
+    if pairs or not firsts or any(layer.gate for layer in layers):
+        return None
+    if layers.epilogue is not None:  # the epilogue may read every chain output
+        wanted = tuple(range(len(layers[-1].bias)))
+    else:
+        wanted = tuple(sorted({k for _, k, _ in derivatives} | {k for k, _ in keys.values()}))
+    return wanted if len(wanted) < len(firsts) else None
+
+
+def _dot(products, start=None, accumulators=4):
+    """start + sum of a * b over products, in `accumulators` chains of multiply-adds (each
+    a + w * x becomes one FMA) summed pairwise at the end: independent chains hide the FMA latency."""
+    from kd_edge.compiler.kernel import _pairwise_sum
+
+    partial = [start] + [None] * (accumulators - 1)
+    for n, (a, b) in enumerate(products):
+        term = a * b
+        partial[n % accumulators] = term if partial[n % accumulators] is None else partial[n % accumulators] + term
+    partial = [e for e in partial if e is not None]
+    return _pairwise_sum(partial) if partial else None
+
+
+def derivative_mode(layers, derivatives, residual=None) -> str:
+    """How the batch kernel differentiates: "reverse" (backward passes) or "forward" (tangents);
+    the latency kernel always goes forward."""
+    keys = residual[1] if residual is not None else {}
+    needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
+    firsts = sorted({q for wrt in needed for q in wrt})
+    pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
+    return "forward" if reverse_outputs(layers, derivatives, keys, firsts, pairs) is None else "reverse"
+
+
+def _backward(layers, values, slopes, output, firsts, let):
+    """{q: d out/d x_q} for chain output `output`: its adjoint (1) carried back through every
+    layer, times each unit's activation slope, through each weight matrix transposed."""
+    from kd_edge.compiler.kernel import _c, _pairwise_sum
+
+    contributions = {i: [[] for _ in row] for i, row in values.items()}  # adjoint terms per unit
+    contributions[len(layers)][output].append(_c(1.0))
+    for i in range(len(layers), 0, -1):
+        layer = layers[i - 1]
+        adjoint = []  # of the layer's pre-activation, per unit
+        for j, terms in enumerate(contributions[i]):
+            if not terms:
+                adjoint.append(None)
+                continue
+            a = _pairwise_sum(terms)
+            adjoint.append(let(a if slopes[i][j] is None else a * slopes[i][j]))
+        sources = [(layer.main_source(i), np.asarray(layer.weight))]
+        sources += [(src, np.asarray(m)) for src, m in sorted(layer.skips.items())]
+        for src, matrix in sources:
+            for k in range(matrix.shape[1]):
+                term = _dot([(_c(float(matrix[j, k])), adjoint[j]) for j in range(matrix.shape[0])
+                             if adjoint[j] is not None and matrix[j, k] != 0.0])
+                if term is not None:
+                    contributions[src][k].append(term)
+    return {q: _pairwise_sum(contributions[0][q]) if contributions[0][q] else _c(0.0) for q in firsts}
+
+
+def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_out, T, residual, reverse=None):
+    """One point (or one vector of points, across `lane`): outputs, then derivatives, into Y;
+    by forward mode, or by reverse mode for the chain outputs in `reverse` (reverse_outputs)."""
     from kd_edge.compiler.kernel import _c
 
     epilogue, d_in = layers.epilogue, int(layers[0].weight.shape[1])
@@ -250,28 +319,34 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
                      {p: let(e) for p, e in d.second.items()})
 
     inputs = [_Dual(X[index, k], {k: _c(1.0)} if k in firsts else {}) for k in range(d_in)]
+    if reverse is not None:
+        _reverse_point(layers, inputs, X, Y, index, derivatives, firsts, n_out, T, residual, reverse, let)
+        return
     previous = {0: inputs}
 
     def linear(sources, bias, j) -> _Dual:
         """Row j of sum over (duals, matrix) of matrix @ duals, plus bias[j]."""
-        value = _c(bias[j])
-        first, second = {}, {}
+        value, first, second = [], {}, {}
         for duals, matrix in sources:
             for k, dual in enumerate(duals):
                 weight = float(matrix[j, k])
                 if weight == 0.0:
                     continue
-                value = value + _c(weight) * dual.value
+                value.append((_c(weight), dual.value))
                 for q, e in dual.first.items():
-                    first[q] = _sum(first.get(q), _c(weight) * e)
+                    first.setdefault(q, []).append((_c(weight), e))
                 for p, e in dual.second.items():
-                    second[p] = _sum(second.get(p), _c(weight) * e)
-        return _Dual(value, first, second)
+                    second.setdefault(p, []).append((_c(weight), e))
+        return _Dual(_dot(value, _c(bias[j])), {q: _dot(t) for q, t in first.items()},
+                     {p: _dot(t) for p, t in second.items()})
 
     for i, layer in enumerate(layers, 1):
         units = []
         sources = [(previous[layer.main_source(i)], np.asarray(layer.weight))]
         sources += [(previous[src], np.asarray(m)) for src, m in sorted(layer.skips.items())]
+        if not layer.gate:
+            previous[i] = _dense_layer(sources, layer, firsts, pairs, let)
+            continue
         for j in range(layer.weight.shape[0]):
             z = stored(linear(sources, layer.bias, j))
             unit = stored(_activation(layer.activations[j], z, pairs, let))
@@ -283,6 +358,89 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
             units.append(unit)
         previous[i] = units
     _write_point(layers, previous[0], previous[len(layers)], X, Y, index, derivatives, pairs, n_out, T, residual, let)
+
+
+def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
+    """A layer's units as duals, one stream at a time: every unit's value and activation
+    derivatives, then every unit's tangent by each input, then each second-order term. Each
+    stream is a matrix-vector product over the previous stream of the same kind (the order LLVM
+    then keeps: fewer values live at once than unit by unit, and no spills)."""
+    from kd_edge.compiler.kernel import _c
+
+    n = layer.weight.shape[0]
+
+    def row(j, part):
+        """Row j of the layer's matrices times the sources' `part` (value, q or (q, r))."""
+        products = []
+        for duals, matrix in sources:
+            for k, dual in enumerate(duals):
+                e = dual.value if part == "value" else dual.first.get(part) if not isinstance(part, tuple) \
+                    else dual.second.get(part)
+                if e is not None and matrix[j, k] != 0.0:
+                    products.append((_c(float(matrix[j, k])), e))
+        return _dot(products, _c(float(layer.bias[j])) if part == "value" else None)
+
+    z = [_Dual(let(row(j, "value"))) for j in range(n)]
+    value, d1, d2 = [], [], []  # f(z), f'(z), f''(z) per unit; None: the identity's 1 or 0
+    for j in range(n):
+        kind = layer.activations[j]
+        if kind == "identity":
+            value.append(z[j].value), d1.append(None), d2.append(None)
+            continue
+        seed = ("seed", "seed")
+        out = _activation(kind, _Dual(z[j].value, {"seed": _c(1.0)}), [seed] if pairs else [], let)
+        value.append(let(out.value))
+        d1.append(let(out.first["seed"]))
+        d2.append(let(out.second[seed]) if pairs and seed in out.second else None)
+    units = [_Dual(v) for v in value]
+    for q in firsts:
+        for j in range(n):
+            zq = row(j, q)
+            if zq is None:
+                continue
+            if pairs and d1[j] is not None:
+                zq = let(zq)
+                z[j].first[q] = zq  # the curvature terms read it
+            units[j].first[q] = let(zq if d1[j] is None else zq * d1[j])
+    for q, r in pairs:
+        for j in range(n):
+            zq, zr = (z[j].first.get(q), z[j].first.get(r)) if d1[j] is not None else (None, None)
+            curvature = zq * zr * d2[j] if d2[j] is not None and zq is not None and zr is not None else None
+            s = row(j, (q, r))
+            term = _sum(curvature, s if d1[j] is None or s is None else s * d1[j])
+            if term is not None:
+                units[j].second[(q, r)] = let(term)
+    return units
+
+
+def _reverse_point(layers, inputs, X, Y, index, derivatives, firsts, n_out, T, residual, reverse, let):
+    """The forward pass keeps each unit's value and activation slope; then one backward pass per
+    chain output in `reverse` gives its first derivatives."""
+    from kd_edge.compiler.kernel import _c
+
+    values = {0: [d.value for d in inputs]}
+    slopes = {}
+    for i, layer in enumerate(layers, 1):
+        sources = [(values[layer.main_source(i)], np.asarray(layer.weight))]
+        sources += [(values[src], np.asarray(m)) for src, m in sorted(layer.skips.items())]
+        values[i], slopes[i] = [], []
+        for j in range(layer.weight.shape[0]):
+            z = _dot([(_c(float(matrix[j, k])), v) for row, matrix in sources for k, v in enumerate(row)
+                      if matrix[j, k] != 0.0], _c(float(layer.bias[j])))
+            kind = layer.activations[j]
+            if kind == "identity":
+                values[i].append(let(z))
+                slopes[i].append(None)
+                continue
+            # the slope is the derivative of a unit tangent through the activation
+            out = _activation(kind, _Dual(let(z), {"seed": _c(1.0)}), [], let)
+            values[i].append(let(out.value))
+            slopes[i].append(let(out.first["seed"]))
+    outs = []
+    for m, value in enumerate(values[len(layers)]):
+        first = _backward(layers, values, slopes, m, firsts, let) if m in reverse else {}
+        outs.append(_Dual(value, {q: let(e) for q, e in first.items()}))
+    _write_point(layers, inputs, outs, X, Y, index, derivatives, [], n_out, T, residual, let)
 
 
 def _write_point(layers, inputs, outs, X, Y, index, derivatives, pairs, n_out, T, residual, let):

@@ -96,6 +96,19 @@ def test_shipped_student_derivatives_and_residual_match_float64_autograd(problem
     assert runtime["derivatives"][0] == {"name": jacobian[0], "output": p.outputs[0], "by": [p.inputs[0]]}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", STUDENTS)
+def test_shipped_student_jacobian_alone_matches_float64_autograd(problem, tmp_path):
+    """First derivatives only: one backward pass per output where that is fewer passes than one
+    tangent per input (reverse mode, every one-output student), else tangents (forward mode)."""
+    model = kd_edge.load_model(SOURCE / "models" / problem / "student.pt", problem=problem, kind="student")
+    p = model.problem
+    artifact = kd_edge.compile(model, torch.zeros(4, len(p.inputs)), tmp_path, derivatives=["jacobian"], progress=False)
+    check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
+    mode = json.loads((artifact / "manifest.json").read_text())["runtime"]["derivative_mode"]
+    assert mode == ("reverse" if len(p.outputs) < len(p.inputs) else "forward")
+
+
 class Epilogue(torch.nn.Module):
     """A chain whose epilogue uses every operation the recogniser takes: lin, out, const, add,
     sub, mul, div, sin, tanh."""
@@ -143,14 +156,34 @@ def test_product_layers_have_no_derivative_latency_kernel(tmp_path):
     assert "small_entry" not in json.loads((gated / "manifest.json").read_text())["runtime"]
 
 
-@pytest.mark.parametrize("module", [ModifiedMLP, MsFFN], ids=["gated", "branched"])
-def test_gated_and_branched_layers_are_differentiated(module, tmp_path):
-    """The modified MLP's products (product rule, second order included) and MsFFN's branches."""
+class SkipMLP(torch.nn.Module):
+    """Skip connections: each hidden layer adds the input's projection and the previous layer's output."""
+
+    def __init__(self, width=12):
+        super().__init__()
+        self.a, self.b, self.c = torch.nn.Linear(2, width), torch.nn.Linear(width, width), torch.nn.Linear(width, width)
+        self.skip, self.out = torch.nn.Linear(2, width, bias=False), torch.nn.Linear(width, 1)
+
+    def forward(self, p):
+        h = torch.tanh(self.a(p))
+        g = torch.tanh(self.b(h)) + h
+        return self.out(torch.tanh(self.c(g) + self.skip(p)) + g)
+
+
+@pytest.mark.parametrize("derivatives, mode", [(["jacobian", "u_xx", "u_xt", "u_tt"], "forward"),
+                                               (["jacobian"], "reverse")], ids=["second", "first"])
+@pytest.mark.parametrize("module", [ModifiedMLP, MsFFN, SkipMLP], ids=["gated", "branched", "skips"])
+def test_gated_branched_and_skip_layers_are_differentiated(module, derivatives, mode, tmp_path):
+    """The modified MLP's products (product rule, second order included; always forward mode),
+    MsFFN's branches and skip connections, by tangents and by backward passes."""
     torch.manual_seed(4)
     model = module(width=12)
     artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path, input_names=["x", "t"], output_names=["u"],
-                               derivatives=["jacobian", "u_xx", "u_xt", "u_tt"], progress=False)
+                               derivatives=derivatives, progress=False)
     check(model, artifact, np.random.default_rng(3).uniform(-1, 1, (37, 2)).astype(np.float32), ("x", "t"), ("u",))
+    want = "forward" if module is ModifiedMLP else mode
+    assert json.loads((artifact / "manifest.json").read_text())["runtime"]["derivative_mode"] == want
+
 
 
 def test_sin_layers_are_differentiated(tmp_path):
@@ -196,13 +229,17 @@ def test_names_need_one_character_inputs(tmp_path):
                                  torch.nn.GELU, lambda: torch.nn.GELU(approximate="tanh")],
                          ids=["sigmoid", "silu", "relu", "softplus", "elu", "gelu", "gelu_tanh"])
 def test_every_activation_is_differentiated(act, tmp_path):
-    """First and second derivatives through each activation the fused kernel has, against float64
-    autograd (ReLU's second derivative is 0 wherever it exists)."""
+    """First and second derivatives through each activation the fused kernel has (forward mode),
+    and the Jacobian alone (reverse mode), against float64 autograd (ReLU's second derivative is 0
+    wherever it exists)."""
     torch.manual_seed(6)
     model = torch.nn.Sequential(torch.nn.Linear(2, 8), act(), torch.nn.Linear(8, 8), act(), torch.nn.Linear(8, 1))
-    artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path, input_names=["x", "t"], output_names=["u"],
-                               derivatives=["jacobian", "u_xx", "u_xt", "u_tt"], progress=False)
-    check(model, artifact, np.random.default_rng(5).uniform(-2, 2, (53, 2)).astype(np.float32), ("x", "t"), ("u",))
+    x = np.random.default_rng(5).uniform(-2, 2, (53, 2)).astype(np.float32)
+    for mode, derivatives in (("forward", ["jacobian", "u_xx", "u_xt", "u_tt"]), ("reverse", ["jacobian"])):
+        artifact = kd_edge.compile(model, torch.zeros(4, 2), tmp_path / mode, input_names=["x", "t"],
+                                   output_names=["u"], derivatives=derivatives, progress=False)
+        check(model, artifact, x, ("x", "t"), ("u",))
+        assert json.loads((artifact / "manifest.json").read_text())["runtime"]["derivative_mode"] == mode
 
 
 def test_derivatives_need_a_dense_chain_and_a_shared_artifact(tmp_path):
