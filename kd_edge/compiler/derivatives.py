@@ -48,8 +48,10 @@ def parse_derivatives(requested, inputs, outputs) -> list[tuple[str, int, tuple[
 
 
 class _Dual:
-    """A value with its first derivatives {q: expr} and second ones {(q, r): expr}, q <= r;
-    a missing key is zero."""
+    """A value with its first derivatives {q: expr} and second-order terms {key: expr}, a missing
+    key is zero. A second-order key is a weighted sum of second derivatives, ((q, r, c), ...) with
+    q <= r: ((0, 0, 1.0),) is d2/dx0^2, ((0, 0, 1.0), (1, 1, 1.0)) the Laplacian in x0, x1. Each
+    key is one stream through the chain, whatever its number of terms."""
 
     def __init__(self, value, first=None, second=None):
         self.value, self.first, self.second = value, first or {}, second or {}
@@ -84,16 +86,29 @@ def _sum(*terms):
     return total
 
 
+def second_key(wrt) -> tuple:
+    """The second-order key of input indices (q, r): ((q, r, 1.0),)."""
+    q, r = sorted(wrt)
+    return ((q, r, 1.0),)
+
+
+def _cross(fa: dict, fb: dict, key):
+    """sum over key's terms of c * fa[q] * fb[r] (None if no term has both)."""
+    from kd_edge.compiler.kernel import _c
+
+    terms = [fa[q] * fb[r] if c == 1.0 else _c(c) * fa[q] * fb[r] for q, r, c in key if q in fa and r in fb]
+    return _sum(*terms)
+
+
 def _chain_rule(a: _Dual, value, d1, d2, pairs) -> _Dual:
     """f(a) for f with value, f' = d1 and f'' = d2 at a.value (d2 None: f'' = 0)."""
     first = {q: _scale(e, d1) for q, e in a.first.items()}
     second = {}
-    for q, r in pairs:
-        aq, ar = a.first.get(q), a.first.get(r)
-        curvature = aq * ar * d2 if d2 is not None and aq is not None and ar is not None else None
-        term = _sum(curvature, _scale(a.second.get((q, r)), d1))
+    for key in pairs:
+        curvature = _cross(a.first, a.first, key) if d2 is not None else None
+        term = _sum(_scale(curvature, d2), _scale(a.second.get(key), d1))
         if term is not None:
-            second[(q, r)] = term
+            second[key] = term
     return _Dual(value, {q: e for q, e in first.items() if e is not None}, second)
 
 
@@ -101,12 +116,11 @@ def _product(a: _Dual, b: _Dual, pairs) -> _Dual:
     first = {q: _sum(_scale(a.first.get(q), b.value), _scale(b.first.get(q), a.value))
              for q in a.first.keys() | b.first.keys()}
     second = {}
-    for q, r in pairs:
-        term = _sum(_scale(a.second.get((q, r)), b.value), _scale(b.second.get((q, r)), a.value),
-                    a.first[q] * b.first[r] if q in a.first and r in b.first else None,
-                    a.first[r] * b.first[q] if r in a.first and q in b.first else None)
+    for key in pairs:
+        term = _sum(_scale(a.second.get(key), b.value), _scale(b.second.get(key), a.value),
+                    _cross(a.first, b.first, key), _cross(b.first, a.first, key))
         if term is not None:
-            second[(q, r)] = term
+            second[key] = term
     return _Dual(a.value * b.value, {q: e for q, e in first.items() if e is not None}, second)
 
 
@@ -162,6 +176,35 @@ def _activation(kind: str, a: _Dual, pairs, let) -> _Dual:
                      f"{', '.join(ACTIVATIONS)}")
 
 
+def plan(derivatives, residual):
+    """(firsts, pairs, residual): the inputs to carry tangents for, the second-order keys to carry
+    (one stream each), and the residual with its sums of second derivatives fused into one field
+    where that saves streams (kd_edge.compiler.residual.fuse_second_order)."""
+    from kd_edge.compiler.residual import fuse_second_order
+
+    columns = {second_key(wrt) for _, _, wrt in derivatives if len(wrt) == 2}
+    if residual is not None:
+        trees, keys = residual
+        plain = columns | {second_key(wrt) for _, wrt in keys.values() if len(wrt) == 2}
+        fused_trees, fused_keys = fuse_second_order(trees, keys)
+        fused = columns | {wrt if isinstance(wrt[0], tuple) else second_key(wrt)
+                           for _, wrt in fused_keys.values() if len(wrt) == 2 or wrt and isinstance(wrt[0], tuple)}
+        if len(fused) < len(plain):
+            residual = fused_trees, fused_keys
+    keys = residual[1] if residual is not None else {}
+    pairs = set(columns)
+    firsts = {q for _, _, wrt in derivatives for q in wrt}
+    for _, wrt in keys.values():
+        if wrt and isinstance(wrt[0], tuple):  # a fused sum
+            pairs.add(wrt)
+            firsts |= {q for q, r, _ in wrt} | {r for q, r, _ in wrt}
+        else:
+            firsts |= set(wrt)
+            if len(wrt) == 2:
+                pairs.add(second_key(wrt))
+    return sorted(firsts), sorted(pairs), residual
+
+
 def check_differentiable(layers):
     from kd_edge.compiler.chain import _nodes
 
@@ -189,11 +232,9 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
     epilogue = layers.epilogue
     d_in = int(layers[0].weight.shape[1])
     n_out = layers.n_outputs
+    firsts, pairs, residual = plan(derivatives, residual)
     trees, keys = residual if residual is not None else ([], {})
     width = n_out + len(derivatives) + len(trees)
-    needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
-    firsts = sorted({q for wrt in needed for q in wrt})
-    pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
     reverse = reverse_outputs(layers, derivatives, keys, firsts, pairs)
 
     count = 0
@@ -267,10 +308,8 @@ def _dot(products, start=None, accumulators=4):
 def derivative_mode(layers, derivatives, residual=None) -> str:
     """How the batch kernel differentiates: "reverse" (backward passes) or "forward" (tangents);
     the latency kernel always goes forward."""
+    firsts, pairs, residual = plan(derivatives, residual)
     keys = residual[1] if residual is not None else {}
-    needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
-    firsts = sorted({q for wrt in needed for q in wrt})
-    pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
     return "forward" if reverse_outputs(layers, derivatives, keys, firsts, pairs) is None else "reverse"
 
 
@@ -370,7 +409,7 @@ def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
     n = layer.weight.shape[0]
 
     def row(j, part):
-        """Row j of the layer's matrices times the sources' `part` (value, q or (q, r))."""
+        """Row j of the layer's matrices times the sources' `part` (value, q or a second-order key)."""
         products = []
         for duals, matrix in sources:
             for k, dual in enumerate(duals):
@@ -387,7 +426,7 @@ def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
         if kind == "identity":
             value.append(z[j].value), d1.append(None), d2.append(None)
             continue
-        seed = ("seed", "seed")
+        seed = (("seed", "seed", 1.0),)
         out = _activation(kind, _Dual(z[j].value, {"seed": _c(1.0)}), [seed] if pairs else [], let)
         value.append(let(out.value))
         d1.append(let(out.first["seed"]))
@@ -402,14 +441,13 @@ def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
                 zq = let(zq)
                 z[j].first[q] = zq  # the curvature terms read it
             units[j].first[q] = let(zq if d1[j] is None else zq * d1[j])
-    for q, r in pairs:
+    for key in pairs:
         for j in range(n):
-            zq, zr = (z[j].first.get(q), z[j].first.get(r)) if d1[j] is not None else (None, None)
-            curvature = zq * zr * d2[j] if d2[j] is not None and zq is not None and zr is not None else None
-            s = row(j, (q, r))
-            term = _sum(curvature, s if d1[j] is None or s is None else s * d1[j])
+            curvature = _cross(z[j].first, z[j].first, key) if d2[j] is not None else None
+            s = row(j, key)
+            term = _sum(_scale(curvature, d2[j]), s if d1[j] is None or s is None else s * d1[j])
             if term is not None:
-                units[j].second[(q, r)] = let(term)
+                units[j].second[key] = let(term)
     return units
 
 
@@ -454,7 +492,11 @@ def _write_point(layers, inputs, outs, X, Y, index, derivatives, pairs, n_out, T
         T.buffer_store(Y, outs[k].value, [index, k])
 
     def field(k, wrt):
-        d = outs[k].value if not wrt else outs[k].first.get(wrt[0]) if len(wrt) == 1 else outs[k].second.get(wrt)
+        if wrt and isinstance(wrt[0], tuple):  # a fused sum of second derivatives
+            d = outs[k].second.get(wrt)
+        else:
+            d = outs[k].value if not wrt else outs[k].first.get(wrt[0]) if len(wrt) == 1 else \
+                outs[k].second.get(second_key(wrt))
         return d if d is not None else _c(0.0)
 
     for column, (_, k, wrt) in enumerate(derivatives, n_out):
@@ -522,10 +564,8 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
     from kd_edge.compiler.kernel import _c, _chunks, _constant_vector, _pairwise_sum, _unit_lanes, small_arguments
 
     d_in, n_out = int(layers[0].weight.shape[1]), layers.n_outputs
+    firsts, pairs, residual = plan(derivatives, residual)
     trees, keys = residual if residual is not None else ([], {})
-    needed = [wrt for _, _, wrt in derivatives] + [wrt for _, wrt in keys.values()]
-    firsts = sorted({q for wrt in needed for q in wrt})
-    pairs = sorted({wrt for wrt in needed if len(wrt) == 2})
     parts = ["value"] + firsts + pairs  # a layer's output: its value, tangents, second-order terms
 
     with IRBuilder() as ib:

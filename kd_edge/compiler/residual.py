@@ -137,3 +137,78 @@ def evaluate(node, leaf, sin, cos, exp, tanh, absolute=False):
         return magnitude(functions[kind](args[0]))
 
     return folder(leaves, combine)(node)
+
+
+def _second_order_sum(node, keys):
+    """{(output, (q, r)): coefficient} if node is a constant-coefficient sum of second derivatives
+    (u_xx + u_yy, u_tt - 4 u_xx, nu * (u_xx + u_yy)), else None."""
+    kind = node[0]
+    if kind == "field":
+        output, wrt = keys[node[1]]
+        return {(output, tuple(sorted(wrt))): 1.0} if len(wrt) == 2 else None
+    if kind in ("add", "sub"):
+        if kind == "sub" and node[1] == ("const", 0.0):  # -a
+            b = _second_order_sum(node[2], keys)
+            return None if b is None else {k: -c for k, c in b.items()}
+        a, b = _second_order_sum(node[1], keys), _second_order_sum(node[2], keys)
+        if a is None or b is None:
+            return None
+        sign = -1.0 if kind == "sub" else 1.0
+        total = dict(a)
+        for k, c in b.items():
+            total[k] = total.get(k, 0.0) + sign * c
+        return total
+    if kind in ("mul", "div"):
+        a, b = node[1], node[2]
+        if kind == "mul" and a[0] == "const":
+            a, b = b, a
+        if b[0] != "const" or (kind == "div" and b[1] == 0.0):
+            return None
+        inner = _second_order_sum(a, keys)
+        factor = b[1] if kind == "mul" else 1.0 / b[1]
+        return None if inner is None else {k: c * factor for k, c in inner.items()}
+    return None
+
+
+def fuse_second_order(trees, keys):
+    """(trees, keys) with each constant-coefficient sum of one output's second derivatives
+    replaced by one field: u_xx + u_yy becomes the field "u_{xx+yy}" (the Laplacian), whose key
+    is ((0, 0, 1.0), (1, 1, 1.0)), a second-order key of kd_edge.compiler.derivatives. The kernel
+    carries such a sum as one stream instead of one per term, as forward-mode Laplacian methods
+    do. Sums with the same pattern up to a factor share a field (nu * (u_xx + u_yy) and
+    v_xx + v_yy both read the Laplacian)."""
+    keys = dict(keys)
+    names = {value: name for name, value in keys.items()}
+
+    def fused(node):
+        form = _second_order_sum(node, keys)
+        form = {k: c for k, c in form.items() if c != 0.0} if form is not None else None
+        if not form or len({output for output, _ in form}) != 1:
+            return None
+        (output,) = {output for output, _ in form}
+        terms = sorted((q, r, c) for (_, (q, r)), c in form.items())
+        scale = terms[0][2]
+        key = tuple((q, r, c / scale) for q, r, c in terms)
+        if len(key) == 1:
+            return None  # one derivative: nothing to fuse
+        if (output, key) not in names:
+            name = f"{output}_{{{'+'.join(f'{c:g}*{q}{r}' for q, r, c in key)}}}"
+            names[(output, key)] = name
+            keys[name] = (output, key)
+        field = ("field", names[(output, key)])
+        return field if scale == 1.0 else ("mul", ("const", scale), field)
+
+    done = {}  # by id: a subexpression used twice stays one node
+
+    def rewrite(node):
+        if node[0] in ("const", "input", "field"):
+            return node
+        if id(node) not in done:
+            replaced = fused(node)
+            done[id(node)] = replaced if replaced is not None else \
+                (node[0], *(rewrite(child) if isinstance(child, tuple) else child for child in node[1:]))
+        return done[id(node)]
+
+    trees = [rewrite(tree) for tree in trees]
+    used = set(field_keys(trees))
+    return trees, {name: value for name, value in keys.items() if name in used}

@@ -24,7 +24,7 @@ from peer_networks import ModifiedMLP, MsFFN, TwoBranches
 from kd_edge.networks import MLP
 from kd_edge._runtime import Solver
 from kd_edge.deploy.runtime import SOURCE
-from kd_edge.compiler.residual import Symbol, TracingFields, evaluate, trace_residual
+from kd_edge.compiler.residual import Symbol, TracingFields, evaluate, residual_names, trace_residual
 from kd_edge.problems.fields import AutogradFields
 
 STUDENTS = sorted(p.parent.name for p in (SOURCE / "models").glob("*/student.pt"))
@@ -35,7 +35,7 @@ def second_derivatives_of_the_pde(problem):
     return [k for k in problem.equation_keys() if len(k.partition("_")[2]) == 2]
 
 
-def latency_kernel_agrees(artifact, x):
+def latency_kernel_agrees(artifact, x, scale=None):
     """One point per call (the latency kernel) against the same 64 points in one call (the batch
     kernel's tiles, which check() holds to float64 autograd): equal within TOLERANCE of the largest
     value in the rows (a residual is a small difference of terms that large: the wave's u_tt and
@@ -45,33 +45,35 @@ def latency_kernel_agrees(artifact, x):
     solver = Solver(str(artifact))
     batch = solver.predict(x)
     one = np.concatenate([solver.predict(x[i:i + 1]) for i in range(len(x))])
-    gap, scale = np.abs(one - batch).max(axis=0), np.abs(batch).max()
+    gap = np.abs(one - batch).max(axis=0)
+    scale = np.abs(batch).max() if scale is None else scale
     assert (gap <= TOLERANCE * scale).all(), gap / scale
 
 
 def check(model, artifact, x, inputs, outputs):
     """Every column of the artifact against float64 autograd through the model (a residual
-    against the problem's own residual, relative to the sum of its terms' magnitudes)."""
+    against the problem's own residual, relative to the sum of its terms' magnitudes); returns the
+    column names and those scales."""
     names = json.loads((artifact / "manifest.json").read_text())["outputs"]
     got = Solver(str(artifact)).predict(x)
     fields = AutogradFields(inputs, outputs, copy.deepcopy(model).double(), torch.from_numpy(x).double())
-    gaps = {}
+    gaps, scales = {}, {}
     residuals = [n for n in names if n.startswith("residual")]
     if residuals:
         problem = model.problem
         want = [r.detach().numpy() for r in problem.residual(copy.deepcopy(model).double(), torch.from_numpy(x).double())]
         leaf = lambda n: fields[n[1]].detach().numpy() if n[0] == "field" else x[:, n[1]].astype(float)  # noqa: E731
         for name, tree, value in zip(residuals, trace_residual(problem), want):
-            scale = evaluate(tree, leaf, np.sin, np.cos, np.exp, np.tanh, absolute=True).max()
+            scales[name] = scale = evaluate(tree, leaf, np.sin, np.cos, np.exp, np.tanh, absolute=True).max()
             gaps[name] = float(np.abs(got[:, names.index(name)] - value).max() / scale)
     for column, name in enumerate(names):
         if name in residuals:
             continue
         want = fields[name].detach().numpy()
-        scale = np.abs(want).max() or 1.0  # ReLU's second derivatives are all 0: then the gap itself
+        scales[name] = scale = np.abs(want).max() or 1.0  # ReLU's second derivatives are all 0: the gap itself
         gaps[name] = float(np.abs(got[:, column] - want).max() / scale)
     assert max(gaps.values()) <= TOLERANCE, gaps
-    return names
+    return names, np.array([scales[n] for n in names])
 
 
 @pytest.mark.slow
@@ -83,7 +85,7 @@ def test_shipped_student_derivatives_and_residual_match_float64_autograd(problem
     assert second  # every shipped PDE is of second order
     artifact = kd_edge.compile(model, torch.zeros(4, len(p.inputs)), tmp_path, derivatives=["jacobian"] + second,
                                residual=True, progress=False)
-    names = check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
+    names, _ = check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
     latency_kernel_agrees(artifact, p.sample(64, np.random.default_rng(8)).astype(np.float32))
     jacobian = [f"{o}_{i}" for o in p.outputs for i in p.inputs]
     equations = len(trace_residual(p))
@@ -107,6 +109,63 @@ def test_shipped_student_jacobian_alone_matches_float64_autograd(problem, tmp_pa
     check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
     mode = json.loads((artifact / "manifest.json").read_text())["runtime"]["derivative_mode"]
     assert mode == ("reverse" if len(p.outputs) < len(p.inputs) else "forward")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("problem", STUDENTS)
+def test_shipped_student_residual_alone_matches_the_problems_residual(problem, tmp_path):
+    """The residual without derivative columns: its sums of second derivatives (a Laplacian, the
+    wave operator) are one stream each, and the result still matches Problem.residual."""
+    model = kd_edge.load_model(SOURCE / "models" / problem / "student.pt", problem=problem, kind="student")
+    p = model.problem
+    artifact = kd_edge.compile(model, torch.zeros(4, len(p.inputs)), tmp_path, residual=True, progress=False)
+    names, _ = check(model, artifact, p.reference_grid()[0].astype(np.float32), p.inputs, p.outputs)
+    assert names == list(p.outputs) + residual_names(trace_residual(p))
+    # one point at a time against the batch kernel, relative to the residual's terms (the wave's
+    # u_tt and u_xx are about 40 where it is 1e-3), as check() holds both to autograd
+    x = p.sample(64, np.random.default_rng(8)).astype(np.float32)
+    latency_kernel_agrees(artifact, x, check(model, artifact, x, p.inputs, p.outputs)[1])
+
+
+@pytest.mark.parametrize("problem, streams", [("heat_2d", 1), ("navier_stokes_kovasznay", 1), ("wave_1d", 1),
+                                              ("poisson_2d", 1), ("burgers", 1), ("black_scholes", 1)])
+def test_sums_of_second_derivatives_are_one_stream(problem, streams):
+    """u_t - a (u_xx + u_yy) needs one second-order stream (the Laplacian), not two; so do
+    Navier-Stokes' nu (u_xx + u_yy) and nu (v_xx + v_yy) together, and the wave's u_tt - c^2 u_xx.
+    Black-Scholes' 0.5 sigma^2 S^2 V_SS has one derivative: nothing to fuse."""
+    from kd_edge.compiler.build import _residual
+    from kd_edge.compiler.derivatives import plan
+    from kd_edge.compiler.residual import fuse_second_order
+
+    prob = kd_edge.problems.get(problem)
+    residual = _residual(prob, list(prob.inputs), list(prob.outputs))
+    firsts, pairs, (trees, keys) = plan([], residual)
+    assert len(pairs) == streams
+    unfused = {wrt for _, wrt in residual[1].values() if len(wrt) == 2}
+    assert (trees is not residual[0]) == (len(unfused) > 1)
+    # with its second derivatives asked for as columns as well, fusing would add a stream: it is not done
+    columns = [(f"{prob.outputs[0]}_{''.join(prob.inputs[q] for q in wrt)}", 0, wrt) for wrt in sorted(unfused)]
+    assert plan(columns, residual)[2][0] is residual[0]
+    assert fuse_second_order(*residual)[0] == trees
+
+
+def test_a_fused_sum_keeps_its_coefficients():
+    from kd_edge.compiler.residual import fuse_second_order
+
+    keys = {"u_xx": (0, (0, 0)), "u_yy": (0, (1, 1)), "v_xx": (1, (0, 0)), "v_yy": (1, (1, 1)), "u": (0, ())}
+    laplacian = ("add", ("field", "u_xx"), ("field", "u_yy"))
+    trees = [("sub", ("mul", ("const", 0.5), laplacian), ("field", "u")),
+             ("mul", ("const", 3.0), ("add", ("field", "v_xx"), ("field", "v_yy"))),
+             ("sub", ("mul", ("const", 2.0), ("field", "u_yy")), ("field", "u_xx")),  # -u_xx + 2 u_yy
+             ("add", ("field", "u_xx"), ("field", "v_yy"))]  # two outputs: not one field
+    fused, fused_keys = fuse_second_order(trees, keys)
+    (lap,) = [name for name, (k, wrt) in fused_keys.items() if k == 0 and wrt == ((0, 0, 1.0), (1, 1, 1.0))]
+    assert fused[0] == ("sub", ("mul", ("const", 0.5), ("field", lap)), ("field", "u"))
+    (v_lap,) = [name for name, (k, wrt) in fused_keys.items() if k == 1 and wrt == ((0, 0, 1.0), (1, 1, 1.0))]
+    assert fused[1] == ("mul", ("const", 3.0), ("field", v_lap))
+    (other,) = [name for name, (k, wrt) in fused_keys.items() if wrt == ((0, 0, 1.0), (1, 1, -2.0))]
+    assert fused[2] == ("mul", ("const", -1.0), ("field", other))
+    assert fused[3] == trees[3]
 
 
 class Epilogue(torch.nn.Module):
@@ -134,7 +193,7 @@ def test_every_epilogue_operation_is_differentiated(tmp_path):
                                derivatives=derivatives, progress=False)
     assert json.loads((artifact / "manifest.json").read_text())["runtime"]["kind"] == "fused"
     x = np.random.default_rng(1).uniform(-1, 1, (101, 2)).astype(np.float32)  # 101: tiles and the tail
-    names = check(model, artifact, x, ("x", "t"), ("a", "b"))
+    names, _ = check(model, artifact, x, ("x", "t"), ("a", "b"))
     assert names[-2:] == ["b_tx", "b_tt"]  # as asked; b_tx is computed as b_xt
 
 
