@@ -186,7 +186,7 @@ def main():
     for r in rows:
         v, j, res, s = (r[f"kd_edge_{k}_us"] for k in ("value", "jacobian", "residual", "jacobian+second"))
         ort = r.get("onnxruntime_jacobian_us")
-        ort_cell = f"{ort:,.1f} ({ort / j:.0f}x ours)" if ort else f"n/a ({r['onnxruntime_jacobian']})"
+        ort_cell = f"{ort:,.1f} ({ort / j:.0f}x ours)" if ort else "n/a (no exported graph; the reason is in the json)"
         lines.append(f"| {r['problem']} | {r['n']} | {v:,.2f} | {j:,.2f} ({j / v:.2f}x, {r['jacobian_mode']}) | "
                      f"{res:,.2f} ({res / v:.2f}x) | {s:,.2f} ({s / v:.2f}x) | "
                      f"{r['torch_jacobian_us']:,.0f} ({r['torch_jacobian_us'] / j:.0f}x ours) | "
