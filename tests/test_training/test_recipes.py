@@ -105,6 +105,27 @@ def test_recipes_train_and_the_rules_pick_is_shipped(tmp_path):
         check_made_with(out / "student.pt", "student", changed)
 
 
+def test_a_recipe_retrains_to_the_same_weights(tmp_path):
+    """Retraining a chosen recipe from its config gives its file's weights again, bit for bit:
+    a distilled recipe that changes the loss (derivative matching) and a scratch one that changes
+    the points, each trained twice from the same teacher."""
+    cfg = load_config(ROOT / "training" / "configs" / "burgers.toml",
+                      [f"teacher.{o}" for o in TINY[:-1]] + [f"student.{o}" for o in TINY]
+                      + ["teacher.network.width=16", "teacher.network.depth=2"])
+    first, second = tmp_path / "a" / "burgers", tmp_path / "b" / "burgers"
+    train_stages(cfg, first, tmp_path / "runs-a", progress=False)
+    second.mkdir(parents=True)
+    for name in ("teacher.pt", "student.pt", "scratch.pt"):  # the same teacher and base models
+        (second / name).write_bytes((first / name).read_bytes())
+    for family, name in (("student", "derivatives"), ("scratch", "more_points")):
+        for out, runs in ((first, tmp_path / "runs-a"), (second, tmp_path / "runs-b")):
+            train_recipe(cfg, out, runs, family, name, progress=False)
+        a = kd_edge.load_model(recipe_file(first, family, name)).state_dict()
+        b = kd_edge.load_model(recipe_file(second, family, name)).state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), (family, name)
+        check_made_with(recipe_file(second, family, name), family, cfg)  # and its stored config is the recipe's
+
+
 WITH_RECIPES = sorted(p.parent.name for p in MODELS.glob("*/recipes"))
 
 
