@@ -17,7 +17,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +123,7 @@ def update_readme(models: Path, readme: Path):
 def main():
     from kd_edge.training.frontier import SIZES, frontier_file, parse_size, train_frontier
     from kd_edge.training.pipeline import load_config
+    from kd_edge.training.processes import run_processes
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("problems", nargs="*")
@@ -141,15 +141,10 @@ def main():
         cfg = load_config(CONFIGS / f"{name}.toml")
         out, runs = models / name, Path(args.runs) / name
         todo = [s for s in sizes if not frontier_file(out, *s).exists()]
-        if args.jobs > 1 and len(todo) > 1:  # one process per size: torch's threads are per process
-            def one(size):
-                command = [sys.executable, __file__, name, "--sizes", f"{size[0]}x{size[1]}", "--jobs",
-                           str(args.jobs), "--models", args.models, "--runs", args.runs]
-                return subprocess.run(command, check=False).returncode
-            with ThreadPoolExecutor(args.jobs) as pool:
-                failed = [s for s, code in zip(todo, pool.map(one, todo)) if code]
-            if failed:
-                sys.exit(f"{name}: sizes failed: {failed}")
+        if args.jobs > 1 and len(todo) > 1:  # one process per size
+            run_processes({f"{name} {d}x{w}": [sys.executable, __file__, name, "--sizes", f"{d}x{w}", "--jobs",
+                                                str(args.jobs), "--models", args.models, "--runs", args.runs]
+                           for d, w in todo}, args.jobs)
         else:
             for depth, width in todo:
                 print(f"{name}: student {depth}x{width}", flush=True)

@@ -12,14 +12,13 @@ training/runs/<problem>/ (not committed); a finished recipe's file is never retr
 
 import argparse
 import json
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from kd_edge.training.pipeline import load_config, write_metrics
+from kd_edge.training.processes import run_processes
 from kd_edge.training.recipes import FAMILIES, recipe_file, select_recipes, train_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,16 +48,10 @@ def main():
         if not args.select_only:
             todo = [(f, r) for f in families for r in FAMILIES[f] if (args.recipe in (None, r))
                     and not recipe_file(out, f, r).exists()]
-            if args.jobs > 1 and args.recipe is None:  # one process per recipe: torch's threads are per process
-                def one(job):
-                    family, recipe = job
-                    command = [sys.executable, __file__, name, "--family", family, "--recipe", recipe,
-                               "--models", args.models, "--runs", args.runs, "--jobs", str(args.jobs)]
-                    return subprocess.run(command, check=False).returncode
-                with ThreadPoolExecutor(args.jobs) as pool:
-                    failed = [job for job, code in zip(todo, pool.map(one, todo)) if code]
-                if failed:
-                    sys.exit(f"{name}: recipes failed: {failed}")
+            if args.jobs > 1 and args.recipe is None:  # one process per recipe
+                run_processes({f"{name} {family}-{recipe}": [
+                    sys.executable, __file__, name, "--family", family, "--recipe", recipe, "--models", args.models,
+                    "--runs", args.runs, "--jobs", str(args.jobs)] for family, recipe in todo}, args.jobs)
             else:
                 for family, recipe in todo:
                     print(f"{name}: {family} recipe {recipe!r}", flush=True)

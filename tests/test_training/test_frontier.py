@@ -64,3 +64,16 @@ def test_readme_shows_the_stored_frontier():
             model = kd_edge.load_model(path.parent / name)
             assert row["rel_l2"] == model.info["metrics"]["rel_l2"]
             assert row["multiply_adds"] == model.multiply_adds()
+
+
+def test_training_processes_run_side_by_side_and_failures_are_named(tmp_path):
+    import sys
+
+    from kd_edge.training.processes import run_processes
+
+    ok = {f"job {i}": [sys.executable, "-c", f"open(r'{tmp_path}/{i}', 'w').write('x')"] for i in range(3)}
+    run_processes(ok, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", "2"]
+    with pytest.raises(SystemExit, match="failed: burgers 4x40$"):
+        run_processes({"burgers 2x10": [sys.executable, "-c", "pass"],
+                       "burgers 4x40": [sys.executable, "-c", "raise SystemExit(3)"]}, 2)
