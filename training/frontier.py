@@ -3,7 +3,7 @@ problem's selected recipe, their accuracy against their kd-edge latency from C++
 beside them.
 
     .venv/bin/python training/frontier.py burgers heat_2d --jobs 2      # train what is missing (resumes)
-    .venv/bin/python training/frontier.py burgers --measure             # compile, time, models/burgers/frontier.json
+    .venv/bin/python training/frontier.py burgers --measure             # train nothing; compile, time: frontier.json
     .venv/bin/python training/frontier.py --update-readme               # README table and docs/frontier.png
 
 Sizes default to 2x10, 3x20 and 4x40 (--sizes); the shipped student's size is the shipped
@@ -121,6 +121,7 @@ def update_readme(models: Path, readme: Path):
 
 
 def main():
+    import kd_edge
     from kd_edge.training.frontier import SIZES, frontier_file, parse_size, train_frontier
     from kd_edge.training.pipeline import load_config
     from kd_edge.training.processes import run_processes
@@ -129,7 +130,7 @@ def main():
     parser.add_argument("problems", nargs="*")
     parser.add_argument("--sizes", nargs="+", default=[f"{d}x{w}" for d, w in SIZES])
     parser.add_argument("--jobs", type=int, default=1, help="sizes trained at once (each with 2 / jobs threads)")
-    parser.add_argument("--measure", action="store_true", help="compile and time every trained size")
+    parser.add_argument("--measure", action="store_true", help="train nothing: compile and time every trained size")
     parser.add_argument("--update-readme", action="store_true", help="README table and docs/frontier.png")
     parser.add_argument("--models", default=str(ROOT / "models"))
     parser.add_argument("--runs", default=str(ROOT / "training" / "runs"))
@@ -140,6 +141,11 @@ def main():
     for name in args.problems:
         cfg = load_config(CONFIGS / f"{name}.toml")
         out, runs = models / name, Path(args.runs) / name
+        if args.measure:
+            shipped = kd_edge.load_model(out / "student.pt").info["config"]["network"]
+            train_frontier(cfg, out, runs, shipped["depth"], shipped["width"])  # a copy of the shipped student
+            measure(name, models)
+            continue
         todo = [s for s in sizes if not frontier_file(out, *s).exists()]
         if args.jobs > 1 and len(todo) > 1:  # one process per size
             run_processes({f"{name} {d}x{w}": [sys.executable, __file__, name, "--sizes", f"{d}x{w}", "--jobs",
@@ -149,8 +155,6 @@ def main():
             for depth, width in todo:
                 print(f"{name}: student {depth}x{width}", flush=True)
                 train_frontier(cfg, out, runs, depth, width, device=cfg["device"])
-        if args.measure:
-            measure(name, models)
     if args.update_readme:
         update_readme(models, ROOT / "README.md")
 
