@@ -176,6 +176,14 @@ def _activation(kind: str, a: _Dual, pairs, let) -> _Dual:
                      f"{', '.join(ACTIVATIONS)}")
 
 
+def _second_of(wrt):
+    """The second-order key a field reads: a fused sum's own, ((q, r, 1.0),) for inputs (q, r),
+    None for a value or a first derivative."""
+    if wrt and isinstance(wrt[0], tuple):
+        return wrt
+    return second_key(wrt) if len(wrt) == 2 else None
+
+
 def plan(derivatives, residual):
     """(firsts, pairs, residual): the inputs to carry tangents for, the second-order keys to carry
     (one stream each), and the residual with its sums of second derivatives fused into one field
@@ -183,26 +191,19 @@ def plan(derivatives, residual):
     from kd_edge.compiler.residual import fuse_second_order
 
     columns = {second_key(wrt) for _, _, wrt in derivatives if len(wrt) == 2}
+
+    def streams(keys):
+        return (columns | {_second_of(wrt) for _, wrt in keys.values()}) - {None}
+
     if residual is not None:
-        trees, keys = residual
-        plain = columns | {second_key(wrt) for _, wrt in keys.values() if len(wrt) == 2}
-        fused_trees, fused_keys = fuse_second_order(trees, keys)
-        fused = columns | {wrt if isinstance(wrt[0], tuple) else second_key(wrt)
-                           for _, wrt in fused_keys.values() if len(wrt) == 2 or wrt and isinstance(wrt[0], tuple)}
-        if len(fused) < len(plain):
-            residual = fused_trees, fused_keys
+        fused = fuse_second_order(*residual)
+        if len(streams(fused[1])) < len(streams(residual[1])):
+            residual = fused
     keys = residual[1] if residual is not None else {}
-    pairs = set(columns)
     firsts = {q for _, _, wrt in derivatives for q in wrt}
     for _, wrt in keys.values():
-        if wrt and isinstance(wrt[0], tuple):  # a fused sum
-            pairs.add(wrt)
-            firsts |= {q for q, r, _ in wrt} | {r for q, r, _ in wrt}
-        else:
-            firsts |= set(wrt)
-            if len(wrt) == 2:
-                pairs.add(second_key(wrt))
-    return sorted(firsts), sorted(pairs), residual
+        firsts |= {i for q, r, _ in wrt for i in (q, r)} if _second_of(wrt) is wrt else set(wrt)
+    return sorted(firsts), sorted(streams(keys)), residual
 
 
 def check_differentiable(layers):
