@@ -87,6 +87,7 @@ def readme_table(models: Path) -> str:
 
 def chart(models: Path, path: Path):
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -105,6 +106,8 @@ def chart(models: Path, path: Path):
         ax.plot([teacher["grid_us"]], [teacher["rel_l2"]], "*", markersize=12, label="teacher")
         ax.set(xscale="log", yscale="log", title=f.parent.name, xlabel="kd-edge C++, whole grid (us)",
                ylabel="relative L2")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
+        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
