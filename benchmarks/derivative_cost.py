@@ -14,10 +14,7 @@ process to the next (with the process's memory layout), so one process is one dr
 import argparse
 import copy
 import json
-import platform
-import subprocess
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -25,26 +22,16 @@ import numpy as np
 import torch
 
 import kd_edge
-from kd_edge.measure.latency import tool
+from kd_edge.measure.latency import cpu_name, median_seconds, run_p50_us
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 REPEATS = 5
 
 
 def cpp_us(artifact: Path, n: int) -> float:
-    iters = 20000 if n == 1 else 2000 if n <= 64 else 30
-    out = subprocess.run([tool("kd-edge-run"), "--artifact", str(artifact), "--batch", str(n), "--iters", str(iters),
-                          "--threads", "1", "--json"], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["p50_us"]
+    return run_p50_us(artifact, n, 20000 if n == 1 else 2000 if n <= 64 else 30)
 
 
 def cpp_medians(artifacts: dict, n: int) -> dict:
@@ -56,14 +43,8 @@ def cpp_medians(artifacts: dict, n: int) -> dict:
     return {kind: float(np.median(t)) for kind, t in times.items()}
 
 
-def median_us(fn, seconds=0.5) -> float:
-    fn()
-    times, end = [], time.perf_counter() + seconds
-    while time.perf_counter() < end or len(times) < 5:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e6)
+def median_us(fn) -> float:
+    return median_seconds(fn, 0.5) * 1e6
 
 
 class Jacobian(torch.nn.Module):

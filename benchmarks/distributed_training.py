@@ -11,21 +11,15 @@ Writes build/bench/distributed_training.{json,md}."""
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
 
+from kd_edge.measure.latency import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def train_seconds(problem: str, nproc: int, adam: int, lbfgs: int, device: str, out: Path) -> float:

@@ -13,8 +13,6 @@ N = 1 and on the problem's reference grid. Checkpoints go to training/runs/<prob
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -22,29 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kd_edge.measure.latency import cpu_name, run_p50_us
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "training" / "configs"
 BEGIN, END = "<!-- frontier:begin (training/frontier.py --update-readme) -->", "<!-- frontier:end -->"
 PROCESSES = 3
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def cpp_us(artifact: Path, n: int) -> float:
     """Median over PROCESSES kd-edge-run processes of their p50 (one process is one memory layout)."""
-    from kd_edge.measure.latency import tool
-
-    iters = 20000 if n == 1 else 30
-    runs = [json.loads(subprocess.run([tool("kd-edge-run"), "--artifact", str(artifact), "--batch", str(n),
-                                       "--iters", str(iters), "--threads", "1", "--json"],
-                                      capture_output=True, text=True, check=True).stdout)["p50_us"]
-            for _ in range(PROCESSES)]
-    return float(np.median(runs))
+    return float(np.median([run_p50_us(artifact, n, 20000 if n == 1 else 30) for _ in range(PROCESSES)]))
 
 
 def measure(problem_name: str, models: Path) -> dict:

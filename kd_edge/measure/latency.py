@@ -5,6 +5,7 @@ seconds per problem and reports medians.
 """
 
 import json
+import platform
 import shutil
 import subprocess
 import sys
@@ -38,14 +39,30 @@ def tool(name: str) -> str | None:
     return str(beside) if beside.is_file() else shutil.which(name)
 
 
-def cpp_median_seconds(artifact, n: int, threads: int, seconds: float, per_call: float) -> float | None:
+def cpu_name() -> str:
+    """The CPU's model name, for labelling measurements."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def run_p50_us(artifact, n: int, iters: int, threads: int = 1) -> float:
+    """The p50 in microseconds that one kd-edge-run process reports for `iters` calls of n points."""
     run = tool("kd-edge-run")
     if run is None:
-        return None
-    iters = int(min(100_000, max(20, seconds / max(per_call, 1e-7))))
+        raise FileNotFoundError("kd-edge-run is not built: run `make build`")
     out = subprocess.run([run, "--artifact", str(artifact), "--batch", str(n), "--iters", str(iters), "--threads",
                           str(threads), "--json"], check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["p50_us"] * 1e-6
+    return json.loads(out)["p50_us"]
+
+
+def cpp_median_seconds(artifact, n: int, threads: int, seconds: float, per_call: float) -> float | None:
+    if tool("kd-edge-run") is None:
+        return None
+    iters = int(min(100_000, max(20, seconds / max(per_call, 1e-7))))
+    return run_p50_us(artifact, n, iters, threads) * 1e-6
 
 
 def measure_latency(problem, teacher, student, artifact, batch_sizes=(1, 64), threads: int = 1,
