@@ -365,19 +365,10 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
 
     def linear(sources, bias, j) -> _Dual:
         """Row j of sum over (duals, matrix) of matrix @ duals, plus bias[j]."""
-        value, first, second = [], {}, {}
-        for duals, matrix in sources:
-            for k, dual in enumerate(duals):
-                weight = float(matrix[j, k])
-                if weight == 0.0:
-                    continue
-                value.append((_c(weight), dual.value))
-                for q, e in dual.first.items():
-                    first.setdefault(q, []).append((_c(weight), e))
-                for p, e in dual.second.items():
-                    second.setdefault(p, []).append((_c(weight), e))
-        return _Dual(_dot(value, _c(bias[j])), {q: _dot(t) for q, t in first.items()},
-                     {p: _dot(t) for p, t in second.items()})
+        first = {q: _row(sources, bias, j, q) for q in firsts}
+        second = {key: _row(sources, bias, j, key) for key in pairs}
+        return _Dual(_row(sources, bias, j, "value"), {q: e for q, e in first.items() if e is not None},
+                     {key: e for key, e in second.items() if e is not None})
 
     for i, layer in enumerate(layers, 1):
         units = []
@@ -386,55 +377,55 @@ def _point_body(layers, X, Y, index, lane, slots, derivatives, firsts, pairs, n_
         if not layer.gate:
             previous[i] = _dense_layer(sources, layer, firsts, pairs, let)
             continue
+        G, g, A, a = layer.gate  # a product layer: unit * (G out + g) + (A out + a), by the product rule
         for j in range(layer.weight.shape[0]):
             z = stored(linear(sources, layer.bias, j))
             unit = stored(_activation(layer.activations[j], z, pairs, let))
-            if layer.gate:  # a product: unit * (G out + g) + (A out + a), by the product rule
-                G, g, A, a = layer.gate
-                scale = stored(linear([(previous[src], m) for src, m in sorted(G.items())], g, j))
-                shift = linear([(previous[src], m) for src, m in sorted(A.items())], a, j)
-                unit = stored(_add(_product(unit, scale, pairs), shift))
-            units.append(unit)
+            scale = stored(linear([(previous[src], m) for src, m in sorted(G.items())], g, j))
+            shift = linear([(previous[src], m) for src, m in sorted(A.items())], a, j)
+            units.append(stored(_add(_product(unit, scale, pairs), shift)))
         previous[i] = units
     _write_point(layers, previous[0], previous[len(layers)], X, Y, index, derivatives, pairs, n_out, T, residual, let)
+
+
+def _row(sources, bias, j, part):
+    """Row j of the sum over (duals, matrix) of matrix @ the duals' `part` (their value, their
+    tangent by input q, or a second-order key), plus bias[j] for the value; None if no term."""
+    from kd_edge.compiler.kernel import _c
+
+    products = []
+    for duals, matrix in sources:
+        for k, dual in enumerate(duals):
+            e = dual.value if part == "value" else dual.second.get(part) if isinstance(part, tuple) \
+                else dual.first.get(part)
+            if e is not None and matrix[j, k] != 0.0:
+                products.append((_c(float(matrix[j, k])), e))
+    return _dot(products, _c(float(bias[j])) if part == "value" else None)
+
+
+def _activate(kind, z, second: bool, let):
+    """(f(z), f'(z), f''(z)) for the activation `kind` at z, each computed once; f'' only if
+    `second`; None for the identity's 1 and 0 (and z itself as its value)."""
+    from kd_edge.compiler.kernel import _c
+
+    if kind == "identity":
+        return z, None, None
+    seed = (("seed", "seed", 1.0),)  # the derivatives of a unit tangent through the activation
+    out = _activation(kind, _Dual(z, {"seed": _c(1.0)}), [seed] if second else [], let)
+    return let(out.value), let(out.first["seed"]), let(out.second[seed]) if second and seed in out.second else None
 
 
 def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
     """A layer's units as duals, one stream at a time: every unit's value and activation
     derivatives, then every unit's tangent by each input, then each second-order term. Each
-    stream is a matrix-vector product over the previous stream of the same kind (the order LLVM
-    then keeps: fewer values live at once than unit by unit, and no spills)."""
-    from kd_edge.compiler.kernel import _c
-
+    stream is a matrix-vector product over the previous layers' stream of the same kind."""
     n = layer.weight.shape[0]
-
-    def row(j, part):
-        """Row j of the layer's matrices times the sources' `part` (value, q or a second-order key)."""
-        products = []
-        for duals, matrix in sources:
-            for k, dual in enumerate(duals):
-                e = dual.value if part == "value" else dual.first.get(part) if not isinstance(part, tuple) \
-                    else dual.second.get(part)
-                if e is not None and matrix[j, k] != 0.0:
-                    products.append((_c(float(matrix[j, k])), e))
-        return _dot(products, _c(float(layer.bias[j])) if part == "value" else None)
-
-    z = [_Dual(let(row(j, "value"))) for j in range(n)]
-    value, d1, d2 = [], [], []  # f(z), f'(z), f''(z) per unit; None: the identity's 1 or 0
-    for j in range(n):
-        kind = layer.activations[j]
-        if kind == "identity":
-            value.append(z[j].value), d1.append(None), d2.append(None)
-            continue
-        seed = (("seed", "seed", 1.0),)
-        out = _activation(kind, _Dual(z[j].value, {"seed": _c(1.0)}), [seed] if pairs else [], let)
-        value.append(let(out.value))
-        d1.append(let(out.first["seed"]))
-        d2.append(let(out.second[seed]) if pairs and seed in out.second else None)
+    z = [_Dual(let(_row(sources, layer.bias, j, "value"))) for j in range(n)]
+    value, d1, d2 = zip(*(_activate(layer.activations[j], z[j].value, bool(pairs), let) for j in range(n)))
     units = [_Dual(v) for v in value]
     for q in firsts:
         for j in range(n):
-            zq = row(j, q)
+            zq = _row(sources, layer.bias, j, q)
             if zq is None:
                 continue
             if pairs and d1[j] is not None:
@@ -444,7 +435,7 @@ def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
     for key in pairs:
         for j in range(n):
             curvature = _cross(z[j].first, z[j].first, key) if d2[j] is not None else None
-            s = row(j, key)
+            s = _row(sources, layer.bias, j, key)
             term = _sum(_scale(curvature, d2[j]), s if d1[j] is None or s is None else s * d1[j])
             if term is not None:
                 units[j].second[key] = let(term)
@@ -454,30 +445,18 @@ def _dense_layer(sources, layer, firsts, pairs, let) -> list[_Dual]:
 def _reverse_point(layers, inputs, X, Y, index, derivatives, firsts, n_out, T, residual, reverse, let):
     """The forward pass keeps each unit's value and activation slope; then one backward pass per
     chain output in `reverse` gives its first derivatives."""
-    from kd_edge.compiler.kernel import _c
-
-    values = {0: [d.value for d in inputs]}
+    values = {0: inputs}
     slopes = {}
     for i, layer in enumerate(layers, 1):
         sources = [(values[layer.main_source(i)], np.asarray(layer.weight))]
         sources += [(values[src], np.asarray(m)) for src, m in sorted(layer.skips.items())]
-        values[i], slopes[i] = [], []
-        for j in range(layer.weight.shape[0]):
-            z = _dot([(_c(float(matrix[j, k])), v) for row, matrix in sources for k, v in enumerate(row)
-                      if matrix[j, k] != 0.0], _c(float(layer.bias[j])))
-            kind = layer.activations[j]
-            if kind == "identity":
-                values[i].append(let(z))
-                slopes[i].append(None)
-                continue
-            # the slope is the derivative of a unit tangent through the activation
-            out = _activation(kind, _Dual(let(z), {"seed": _c(1.0)}), [], let)
-            values[i].append(let(out.value))
-            slopes[i].append(let(out.first["seed"]))
+        units = [_activate(kind, let(_row(sources, layer.bias, j, "value")), False, let)
+                 for j, kind in enumerate(layer.activations)]
+        values[i], slopes[i] = [_Dual(v) for v, _, _ in units], [d1 for _, d1, _ in units]
     outs = []
-    for m, value in enumerate(values[len(layers)]):
+    for m, unit in enumerate(values[len(layers)]):
         first = _backward(layers, values, slopes, m, firsts, let) if m in reverse else {}
-        outs.append(_Dual(value, {q: let(e) for q, e in first.items()}))
+        outs.append(_Dual(unit.value, {q: let(e) for q, e in first.items()}))
     _write_point(layers, inputs, outs, X, Y, index, derivatives, [], n_out, T, residual, let)
 
 
@@ -492,11 +471,8 @@ def _write_point(layers, inputs, outs, X, Y, index, derivatives, pairs, n_out, T
         T.buffer_store(Y, outs[k].value, [index, k])
 
     def field(k, wrt):
-        if wrt and isinstance(wrt[0], tuple):  # a fused sum of second derivatives
-            d = outs[k].second.get(wrt)
-        else:
-            d = outs[k].value if not wrt else outs[k].first.get(wrt[0]) if len(wrt) == 1 else \
-                outs[k].second.get(second_key(wrt))
+        key = _second_of(wrt)  # a second derivative or a fused sum of them
+        d = outs[k].value if not wrt else outs[k].first.get(wrt[0]) if key is None else outs[k].second.get(key)
         return d if d is not None else _c(0.0)
 
     for column, (_, k, wrt) in enumerate(derivatives, n_out):
