@@ -14,9 +14,8 @@ from pathlib import Path
 
 from kd_edge.training.config import DistillConfig, to_dict
 from kd_edge.training.distill import distill
-from kd_edge.training.evaluate import evaluate
-from kd_edge.training.models import load_model, save_model
-from kd_edge.training.validation import validate
+from kd_edge.training.recipes import recipe_config, save_trained
+from kd_edge.training.models import load_model
 
 SIZES = ((2, 10), (3, 20), (4, 40))  # (hidden layers, width): smaller and larger than most students
 
@@ -37,8 +36,6 @@ def shipped_recipe(out: Path) -> str:
 
 def frontier_config(cfg: dict, out: Path, depth: int, width: int) -> DistillConfig:
     """The shipped student's config, its recipe applied, with `depth` hidden layers of `width`."""
-    from kd_edge.training.recipes import recipe_config
-
     config = recipe_config(cfg["student"], "student", shipped_recipe(out))
     return dataclasses.replace(config, network=dataclasses.replace(config.network, depth=depth, width=width))
 
@@ -61,10 +58,8 @@ def train_frontier(cfg: dict, out: Path, runs: Path, depth: int, width: int, pro
         return path
     teacher = load_model(Path(out) / "teacher.pt", problem=problem.name, kind="teacher")
     model = distill(problem, teacher, config, Path(runs) / f"frontier-{depth}x{width}.ckpt", progress, device)
-    exact = problem.exact_conditions(config.network) if config.network.hard_constraints else ()
-    metrics = dict(evaluate(problem, model), train_seconds=round(model.train_seconds, 1),
-                   recipe=shipped_recipe(out), validation=validate(problem, model, teacher, exact))
-    return save_model(path, model, "student", problem, to_dict(config), metrics, model.history)
+    return save_trained(path, model, "student", problem, config, teacher, shipped_recipe(out),
+                        round(model.train_seconds, 1), model.history)
 
 
 def frontier_table(problem, out: Path) -> dict:

@@ -52,7 +52,6 @@ def train_recipe(cfg: dict, out: Path, runs: Path, family: str, name: str, progr
         return path
     config = recipe_config(cfg["student"], family, name)
     teacher = load_model(Path(out) / "teacher.pt", problem=problem.name, kind="teacher")
-    exact = problem.exact_conditions(config.network) if config.network.hard_constraints else ()
     model = _made_before(cfg, out, family, config)
     if model is not None:  # training is reproducible: the same config gives these weights again
         seconds, history = model.info["metrics"].get("train_seconds"), model.info.get("history")
@@ -63,7 +62,15 @@ def train_recipe(cfg: dict, out: Path, runs: Path, family: str, name: str, progr
         else:
             model = train_student_scratch(problem, config, checkpoint, progress, device)
         seconds, history = round(model.train_seconds, 1), model.history
-    metrics = dict(evaluate(problem, model), train_seconds=seconds, recipe=name,
+    return save_trained(path, model, family, problem, config, teacher, name, seconds, history)
+
+
+def save_trained(path: Path, model, family: str, problem, config: DistillConfig, teacher, recipe: str, seconds,
+                 history) -> Path:
+    """A trained student's file with its reference errors (for reporting), its recipe and its
+    validation numbers (for selection)."""
+    exact = problem.exact_conditions(config.network) if config.network.hard_constraints else ()
+    metrics = dict(evaluate(problem, model), train_seconds=seconds, recipe=recipe,
                    validation=validate(problem, model, teacher, exact))
     return save_model(path, model, family, problem, to_dict(config), metrics, history)
 
