@@ -172,8 +172,9 @@ def _second_order_sum(node, keys):
 
 def fuse_second_order(trees, keys):
     """(trees, keys) with each constant-coefficient sum of one output's second derivatives
-    replaced by one field: u_xx + u_yy becomes the field "u_{xx+yy}" (the Laplacian), whose key
-    is ((0, 0, 1.0), (1, 1, 1.0)), a second-order key of kd_edge.compiler.derivatives. The kernel
+    replaced by one field: u_xx + u_yy (u the output 0) becomes the internal field
+    "0_{1*00+1*11}", the Laplacian, whose key is ((0, 0, 1.0), (1, 1, 1.0)), a second-order key
+    of kd_edge.compiler.derivatives, and a sum scaled by c becomes c times such a field. The kernel
     carries such a sum as one stream instead of one per term, as forward-mode Laplacian methods
     do. Sums with the same pattern up to a factor share a field (nu * (u_xx + u_yy) and
     v_xx + v_yy both read the Laplacian)."""
