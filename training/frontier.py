@@ -124,7 +124,10 @@ def main():
     parser.add_argument("--models", default=str(ROOT / "models"))
     parser.add_argument("--runs", default=str(ROOT / "training" / "runs"))
     args = parser.parse_args()
-    sizes = [parse_size(s) for s in args.sizes]
+    try:
+        sizes = [parse_size(s) for s in args.sizes]
+    except ValueError as e:
+        parser.error(str(e))
     torch.set_num_threads(max(1, 2 // args.jobs))
     models = Path(args.models)
     for name in args.problems:
