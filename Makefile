@@ -7,7 +7,7 @@ BUILD  := build/py
 DEPS   := $(VENV)/.deps-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup build test test-cpp test-py test-asan test-tsan test-sanitize test-cross test-fuzz fuzz demo bench clean
+.PHONY: setup build onnxruntime-headers test test-cpp test-py test-asan test-tsan test-sanitize test-cross test-fuzz fuzz demo bench clean
 
 setup: $(DEPS)
 
@@ -16,6 +16,10 @@ $(DEPS): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@rm -f $(VENV)/.deps-*
 	@touch $@
+
+# ONNX Runtime's C header for the C++ point benchmark's ONNX Runtime row (before the build that finds it)
+onnxruntime-headers:
+	benchmarks/cpp/onnxruntime_headers.sh
 
 # Editable install: builds kd_edge._runtime, libkd_edge.so, kd-edge-run and the C++ tests
 # in $(BUILD) (incremental), and puts kd-edge-run in $(VENV)/bin.
@@ -94,7 +98,7 @@ demo: build
 # second core from ONNX Runtime's two-thread sessions); writes build/bench/latency-*.json and
 # build/bench/latency.{md,png}.
 BENCH_MODELS := reference_mlp $(notdir $(patsubst %/student.pt,%,$(wildcard models/*/student.pt)))
-bench: build
+bench: onnxruntime-headers build
 	mkdir -p build/bench
 	rm -f build/bench/latency*.json
 	for model in $(BENCH_MODELS); do for part in grid "not grid"; do \

@@ -1,6 +1,8 @@
 """Per-call latency of 1 to 64 points from C++, pinned to one core, side by side in one process:
-kd-edge's latency kernel alone, Solver::predict, the C API, and a fixed-size Eigen MLP of the same
-network (the RTNeural approach), on the reference MLP and every shipped student.
+kd-edge's latency kernel alone, Solver::predict, the C API, a fixed-size Eigen MLP of the same
+network (the RTNeural approach) and ONNX Runtime's C API on the same network exported to ONNX
+(one thread; its header from benchmarks/cpp/onnxruntime_headers.sh, its library from the
+onnxruntime wheel), on the reference MLP and every shipped student.
 
     .venv/bin/python benchmarks/point_latency.py [--cpu 1] [--calls 20000] [MODEL ...]
     # writes build/bench/point_latency.json and .md
@@ -23,6 +25,7 @@ import kd_edge
 from kd_edge.compiler.build import _import
 from kd_edge.compiler.chain import extract_chain
 from kd_edge.measure.latency import tool as kd_edge_tool
+from kd_edge.measure.peers import onnx_bytes, onnxruntime_library
 from kd_edge.networks import MLP
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +64,7 @@ def main(argv=None):
     tool = kd_edge_tool("kd-edge-point-bench")
     if tool is None:
         sys.exit("kd-edge-point-bench is not built (make build)")
+    library = onnxruntime_library()
     results = {}
     for name, model in models():
         if args.names and name not in args.names:
@@ -69,7 +73,12 @@ def main(argv=None):
         artifact = kd_edge.compile(model, torch.zeros(4, width), OUT / "point" / name, progress=False)
         weights = OUT / "point" / f"{name}.eigen.txt"
         epilogue = write_eigen_weights(model, width, weights)
-        run = subprocess.run([tool, "--artifact", str(artifact), "--eigen", str(weights), "--cpu", str(args.cpu),
+        peers = ["--eigen", str(weights)]
+        if library:
+            onnx = OUT / "point" / f"{name}.onnx"
+            onnx.write_bytes(onnx_bytes(model, width))
+            peers += ["--onnx", str(onnx), "--onnxruntime", library]
+        run = subprocess.run([tool, "--artifact", str(artifact), *peers, "--cpu", str(args.cpu),
                               "--calls", str(args.calls), "--batches", ",".join(map(str, BATCHES)), "--json"],
                              check=True, capture_output=True, text=True)
         if run.stderr:
@@ -77,10 +86,9 @@ def main(argv=None):
         rows = json.loads(run.stdout)["rows"]
         results[name] = {"epilogue": epilogue, "rows": rows}
         by = {(r["backend"], r["n"]): r for r in rows}
-        eigen = by.get(("eigen", 1), {}).get("p50_ns")
-        print(f"{name}: N=1 p50 solver {by[('solver', 1)]['p50_ns']:.0f} ns, kernel "
-              f"{by.get(('kernel', 1), {}).get('p50_ns', float('nan')):.0f} ns, Eigen {eigen or float('nan'):.0f} ns",
-              flush=True)
+        p50 = lambda b: by.get((b, 1), {}).get("p50_ns", float("nan"))  # noqa: E731
+        print(f"{name}: N=1 p50 solver {p50('solver'):.0f} ns, kernel {p50('kernel'):.0f} ns, "
+              f"Eigen {p50('eigen'):.0f} ns, ONNX Runtime {p50('onnxruntime'):.0f} ns", flush=True)
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
                          text=True).stdout.strip()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -91,15 +99,17 @@ def main(argv=None):
 
 def markdown(results, cpu):
     lines = [f"C++, one thread pinned, p50 / p99 per call in ns ({cpu}):", "",
-             "| model | N | latency kernel alone | Solver::predict | C API | fixed-size Eigen | Eigen / kd-edge (p50) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| model | N | latency kernel alone | Solver::predict | C API | fixed-size Eigen | ONNX Runtime | "
+             "Eigen / kd-edge (p50) | ONNX Runtime / kd-edge (p50) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, result in results.items():
         by = {(r["backend"], r["n"]): r for r in result["rows"]}
         for n in BATCHES:
             cell = lambda b: f"{by[(b, n)]['p50_ns']:.0f} / {by[(b, n)]['p99_ns']:.0f}" if (b, n) in by else "-"  # noqa: E731
-            ratio = (f"{by[('eigen', n)]['p50_ns'] / by[('solver', n)]['p50_ns']:.2f}x" if ('eigen', n) in by else "-")
+            ratio = lambda b: f"{by[(b, n)]['p50_ns'] / by[('solver', n)]['p50_ns']:.2f}x" if (b, n) in by else "-"  # noqa: E731
             label = name + (" (Eigen without the epilogue)" if result["epilogue"] and n == 1 else "")
-            lines.append(f"| {label} | {n} | {cell('kernel')} | {cell('solver')} | {cell('c_api')} | {cell('eigen')} | {ratio} |")
+            lines.append(f"| {label} | {n} | {cell('kernel')} | {cell('solver')} | {cell('c_api')} | {cell('eigen')} | "
+                         f"{cell('onnxruntime')} | {ratio('eigen')} | {ratio('onnxruntime')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,10 @@
 // kd-edge-point-bench: per-call latency of a few points, side by side in one process, pinned to
 // one core. Rows: the latency kernel called straight through its entry (kernel), Solver::predict
 // without and with the output check, the C API, and, given --eigen, a fixed-size Eigen MLP of the
-// same network (the RTNeural approach; benchmarks/cpp/eigen_mlp.hpp).
-//   kd-edge-point-bench --artifact DIR [--eigen WEIGHTS] [--batches 1,4,16,64] [--calls 20000]
-//                       [--cpu K] [--json]
+// same network (the RTNeural approach; benchmarks/cpp/eigen_mlp.hpp), and, given --onnx, ONNX
+// Runtime's C API on the same network (benchmarks/cpp/onnxruntime_peer.hpp).
+//   kd-edge-point-bench --artifact DIR [--eigen WEIGHTS] [--onnx MODEL --onnxruntime LIBRARY]
+//                       [--batches 1,4,16,64] [--calls 20000] [--cpu K] [--json]
 // Each call is timed alone (steady_clock; the cost of reading the clock, measured here, is
 // subtracted); backends take turns in rounds so that drift hits them alike.
 #include <dlfcn.h>
@@ -30,6 +31,9 @@
 #ifdef KD_EDGE_WITH_EIGEN
 #include "eigen_mlp.hpp"
 #endif
+#ifdef KD_EDGE_WITH_ONNXRUNTIME
+#include "onnxruntime_peer.hpp"
+#endif
 
 namespace {
 
@@ -39,7 +43,7 @@ using Predict = std::function<void(const float*, std::size_t, float*)>;
 int usage(const std::string& why) {
   std::fprintf(stderr,
                "kd-edge-point-bench: %s\nusage: kd-edge-point-bench --artifact DIR [--eigen WEIGHTS] "
-               "[--batches 1,4,16,64] [--calls N] [--cpu K] [--json]\n",
+               "[--onnx MODEL --onnxruntime LIBRARY] [--batches 1,4,16,64] [--calls N] [--cpu K] [--json]\n",
                why.c_str());
   return 2;
 }
@@ -115,7 +119,7 @@ double clock_overhead_ns() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string artifact, eigen_path;
+  std::string artifact, eigen_path, onnx_path, onnxruntime_library;
   std::vector<std::size_t> batches = {1, 4, 16, 64};
   std::size_t calls = 20000;
   int cpu = -1;
@@ -126,6 +130,8 @@ int main(int argc, char** argv) {
     if (arg == "--json") json = true;
     else if (arg == "--artifact" && more) artifact = argv[++i];
     else if (arg == "--eigen" && more) eigen_path = argv[++i];
+    else if (arg == "--onnx" && more) onnx_path = argv[++i];
+    else if (arg == "--onnxruntime" && more) onnxruntime_library = argv[++i];
     else if (arg == "--calls" && more) calls = std::strtoul(argv[++i], nullptr, 10);
     else if (arg == "--cpu" && more) cpu = std::atoi(argv[++i]);
     else if (arg == "--batches" && more) {
@@ -135,6 +141,7 @@ int main(int argc, char** argv) {
     } else return usage("unknown or incomplete argument: " + arg);
   }
   if (artifact.empty()) return usage("--artifact is required");
+  if (onnx_path.empty() != onnxruntime_library.empty()) return usage("--onnx and --onnxruntime go together");
   if (calls < 100 || batches.empty() || std::count(batches.begin(), batches.end(), 0u) > 0)
     return usage("--calls must be at least 100 and batches positive");
   if (cpu >= 0) {
@@ -183,6 +190,25 @@ int main(int argc, char** argv) {
     if (!eigen_path.empty()) eigen_note = "built without Eigen (apt-get install libeigen3-dev, then rebuild)";
 #endif
     if (!eigen_note.empty() && !eigen_path.empty()) std::fprintf(stderr, "eigen row skipped: %s\n", eigen_note.c_str());
+#ifdef KD_EDGE_WITH_ONNXRUNTIME
+    std::unique_ptr<peer::OnnxRuntime> onnxruntime;
+    if (!onnx_path.empty()) {
+      try {
+        onnxruntime = std::make_unique<peer::OnnxRuntime>(onnxruntime_library, onnx_path);
+        const std::size_t n_in = info.input_names.size(), n_out = info.output_names.size();
+        backends.emplace_back("onnxruntime", [&onnxruntime, n_in, n_out](const float* in, std::size_t n, float* out) {
+          onnxruntime->predict(in, n, n_in, out, n_out);
+        });
+        std::fprintf(stderr, "onnxruntime row: ONNX Runtime %s\n", onnxruntime->version().c_str());
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "onnxruntime row skipped: %s\n", e.what());
+      }
+    }
+#else
+    if (!onnx_path.empty())
+      std::fprintf(stderr, "onnxruntime row skipped: built without ONNX Runtime's C header "
+                           "(benchmarks/cpp/onnxruntime_headers.sh, then rebuild)\n");
+#endif
 
     // A pool of points inside the training domain; call i takes the next n of them.
     const std::size_t width = info.input_names.size(), n_out = info.output_names.size(), pool = 4096;
