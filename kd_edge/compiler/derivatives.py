@@ -227,7 +227,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from kd_edge.compiler.kernel import _c, tensor_arguments
+    from kd_edge.compiler.kernel import _c, align_stack, tensor_arguments
 
     check_differentiable(layers)
     epilogue = layers.epilogue
@@ -266,6 +266,7 @@ def build_derivative_kernel(layers, lanes: int, derivatives, name: str, parallel
 
             tiles = T.parallel(n // lanes) if parallel else T.serial(n // lanes)
             with tiles as t:
+                align_stack(T, lanes)
                 vectors = slots(lanes)
                 with T.vectorized(lanes) as lane:
                     _point_body(layers, X, Y, t * lanes + lane, lane, vectors, derivatives, firsts, pairs, n_out, T,
