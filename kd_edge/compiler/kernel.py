@@ -115,11 +115,12 @@ def align_stack(T, lanes: int):
     """Make LLVM align the function's frame to a whole vector, so that its vector spill slots are
     aligned: a one-vector stack buffer (naturally aligned to its size, 64 bytes for AVX-512),
     written once per tile and kept by a volatile store. Without it LLVM leaves the frame 16-byte
-    aligned, spills zmm registers with unaligned moves, and where the caller's stack happened to
-    sit (a per-process accident of ASLR) decided whether they split cache lines: Burgers' residual
-    kernel took 1,700-1,750 us at one of four stack alignments and 2,160-2,430 us at the other
-    three, 1,850-1,950 us at all four with this. Only for vectors wider than the 16-byte ABI
-    alignment; the latency kernels, which keep everything in registers, do not need it."""
+    aligned and spills zmm registers with unaligned moves, some of which split cache lines, and
+    which ones depended on where the caller's stack sat (ASLR, per process). Burgers' Jacobian
+    kernel, 3 processes x 4 stack offsets: 949-1,089 us without, 833-859 us with; an older
+    residual kernel took 1,710-1,750 us at one offset of four and 2,160-2,470 us at the others.
+    Only for vectors wider than the ABI's 16 bytes; the latency kernels keep everything in
+    registers and do without."""
     from tvm import tirx
 
     if lanes * 4 <= 16:
