@@ -24,7 +24,7 @@ import torch
 import kd_edge
 from kd_edge.compiler.build import _import
 from kd_edge.compiler.chain import extract_chain
-from kd_edge.measure.latency import tool as kd_edge_tool
+from kd_edge.measure.latency import cpu_name, tool as kd_edge_tool
 from kd_edge.measure.peers import onnx_bytes, onnxruntime_library
 from kd_edge.networks import MLP
 
@@ -89,8 +89,7 @@ def main(argv=None):
         p50 = lambda b: by.get((b, 1), {}).get("p50_ns", float("nan"))  # noqa: E731
         print(f"{name}: N=1 p50 solver {p50('solver'):.0f} ns, kernel {p50('kernel'):.0f} ns, "
               f"Eigen {p50('eigen'):.0f} ns, ONNX Runtime {p50('onnxruntime'):.0f} ns", flush=True)
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True,
-                         text=True).stdout.strip()
+    cpu = cpu_name()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "point_latency.json").write_text(json.dumps({"cpu": cpu, "models": results}, indent=1) + "\n")
     (OUT / "point_latency.md").write_text(markdown(results, cpu))
