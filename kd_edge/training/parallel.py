@@ -60,6 +60,12 @@ def join(timeout_s: float = 600.0):
     came) raises instead of hanging."""
     if dist.is_initialized():
         return
+    # torch.distributed.nn.functional binds group.WORLD into its functions' defaults when first
+    # imported (torch.optim imports it through torch._dynamo). Imported after this point, it would
+    # keep the group alive past leave(), its gloo threads running into interpreter shutdown, where
+    # one still releasing a finished collective's tensor aborts the process. Imported now, it binds None.
+    import torch.distributed.nn.functional  # noqa: F401
+
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
 

@@ -1,8 +1,10 @@
 """Started by test_distributed under torchrun: every loss term as each rank's share of the
 global one, summed over ranks, against the one-process value on the same global points
-(float64). Rank 0 writes {term: largest relative gap, value or gradient} to the file argv[1]."""
+(float64). Rank 0 writes {term: largest relative gap, value or gradient} to the file argv[1], and
+the gloo threads it still runs after leave() (none: the group is gone, not left to shutdown)."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -22,6 +24,7 @@ torch.manual_seed(0)
 student = build_network(problem, NetworkConfig(width=8, depth=2)).double()
 teacher = build_network(problem, NetworkConfig(width=12, depth=2)).double()
 params = list(student.parameters())
+torch.optim.Adam(params)  # imports torch._dynamo and with it torch.distributed.nn, after join() as in training
 rng = np.random.default_rng(0)
 points = torch.from_numpy(problem.sample(101, rng, "uniform"))  # 101: shards of unequal size
 conditions = [torch.from_numpy(c.sample(37, rng, "uniform")) for c in problem.conditions()]
@@ -63,7 +66,9 @@ gathered, whole = group.gather(squared(group.shard(points))), squared(points)
 gaps["gathered residual"] = float((gathered - whole).abs().max() / whole.abs().max())
 gaps["largest residuals chosen"] = float(not torch.equal(torch.topk(gathered, 20).indices, torch.topk(whole, 20).indices))
 
-if group.is_main:
-    with open(sys.argv[1], "w") as f:
-        json.dump({"world": group.world, "gaps": gaps}, f)
 leave()
+if group.is_main:
+    threads = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    with open(sys.argv[1], "w") as f:
+        json.dump({"world": group.world, "gaps": gaps, "gloo threads after leave": [t for t in threads if "gloo" in t]},
+                  f)
