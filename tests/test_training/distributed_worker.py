@@ -6,6 +6,7 @@ the gloo threads it still runs after leave() (none: the group is gone, not left 
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -68,7 +69,7 @@ gaps["largest residuals chosen"] = float(not torch.equal(torch.topk(gathered, 20
 
 leave()
 if group.is_main:
-    threads = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+    threads = [Path(f"/proc/self/task/{t}/comm").read_text().strip() for t in os.listdir("/proc/self/task")]
     with open(sys.argv[1], "w") as f:
         json.dump({"world": group.world, "gaps": gaps, "gloo threads after leave": [t for t in threads if "gloo" in t]},
                   f)
