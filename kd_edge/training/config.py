@@ -50,9 +50,23 @@ class TrainConfig:
 
     def __post_init__(self):
         training_dtype(self.precision)  # a clear error for an unknown precision, at load time
-        for name in ("lbfgs_resample_every", "time_weight_rate"):
+        for name in ("resample_every", "lbfgs_resample_every", "causal_chunks", "time_weight_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0 (0: off), got {getattr(self, name)}")
+        for name in ("adam_steps", "lbfgs_steps", "weight_update_every", "condition_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("n_collocation", "n_condition", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("adam_lr", "adam_lr_final"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.adaptive_fraction <= 1:
+            raise ValueError(f"adaptive_fraction must be within [0, 1], got {self.adaptive_fraction}")
+        if self.network.width < 1 or self.network.depth < 1:
+            raise ValueError(f"network width and depth must be >= 1, got {self.network.width} and "
+                             f"{self.network.depth}")
 
 
 @dataclass

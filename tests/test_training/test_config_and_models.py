@@ -25,6 +25,11 @@ def test_config_from_dict_builds_nested_settings():
     ({"precision": "float16"}, ValueError, r"^config: unknown precision 'float16'; valid: float32, float64"),
     ({"time_weight_rate": -5}, ValueError, r"^config: time_weight_rate must be >= 0 \(0: off\), got -5.0"),
     ({"lbfgs_resample_every": -1}, ValueError, r"^config: lbfgs_resample_every must be >= 0"),
+    ({"adam_steps": -3}, ValueError, r"^config: adam_steps must be >= 0, got -3"),
+    ({"n_collocation": 0}, ValueError, r"^config: n_collocation must be >= 1, got 0"),
+    ({"adam_lr": 0.0}, ValueError, r"^config: adam_lr must be > 0, got 0.0"),
+    ({"adaptive_fraction": 1.5}, ValueError, r"^config: adaptive_fraction must be within \[0, 1\], got 1.5"),
+    ({"network": {"width": 0}}, ValueError, r"^config: network width and depth must be >= 1, got 0 and 4"),
 ])
 def test_bad_config_names_the_key(values, error, message):
     with pytest.raises(error, match=message):
