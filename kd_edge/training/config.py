@@ -79,6 +79,17 @@ class DistillConfig(TrainConfig):
     match_derivatives: bool = False  # also match the teacher's first derivatives (u_x, u_t, ...)
     derivative_weight: float = 0.1  # weight of that term relative to the distillation term
 
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("distill_weight", "distill_weight_final", "derivative_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("temperature", "temperature_final"):  # a Gaussian's width: 0 divides by zero
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.n_distill < 1:
+            raise ValueError(f"n_distill must be >= 1, got {self.n_distill}")
+
 
 def from_dict(cls, values: dict, where: str = "config"):
     """Build a config dataclass from a plain dict; unknown keys are errors naming the valid ones."""

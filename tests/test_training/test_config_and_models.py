@@ -36,6 +36,19 @@ def test_bad_config_names_the_key(values, error, message):
         from_dict(TrainConfig, values)
 
 
+@pytest.mark.parametrize("values, message", [
+    ({"distill_weight": -1.0}, r"^student: distill_weight must be >= 0, got -1.0"),
+    ({"derivative_weight": -0.1}, r"^student: derivative_weight must be >= 0, got -0.1"),
+    ({"temperature_final": 0.0}, r"^student: temperature_final must be > 0, got 0.0"),
+    ({"n_distill": 0}, r"^student: n_distill must be >= 1, got 0"),
+    ({"adam_steps": -1}, r"^student: adam_steps must be >= 0, got -1"),  # the shared checks still run
+])
+def test_bad_distillation_config_names_the_key(values, message):
+    with pytest.raises(ValueError, match=message):
+        from_dict(DistillConfig, values, "student")
+    from_dict(DistillConfig, {"distill_weight_final": 0.0})  # lambda falling to 0 is a recipe, not an error
+
+
 def test_bad_toml_names_the_file_and_section(tmp_path):
     path = tmp_path / "x.toml"
     path.write_text('problem = "burgers"\n[teacher]\nadam_steps = 1\n[student]\nn_distil = 3\n')
