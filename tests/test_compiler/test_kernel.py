@@ -125,6 +125,22 @@ def test_every_entry_agrees_with_pytorch(monkeypatch, options):
             np.testing.assert_allclose(run(lib, entry, x, 2), expected, rtol=0, atol=1e-5, err_msg=f"{entry}, n={n}")
 
 
+def test_the_latency_kernel_pads_a_ragged_width_to_whole_vectors():
+    from kd_edge.compiler.kernel import _padded_chunks
+
+    assert _padded_chunks(27, 16) == [(0, 16), (16, 16)]  # not 16 + 8 + 2 + 1
+    assert _padded_chunks(20, 16) == [(0, 16), (16, 4)] and _padded_chunks(9, 8) == [(0, 8), (8, 1)]
+    assert _padded_chunks(5, 4) == [(0, 4), (4, 1)] and _padded_chunks(11, 4) == [(0, 4), (4, 4), (8, 4)]
+    torch.manual_seed(1)  # 27 units (padded lanes carry zero weights) and a 5-wide feature layer
+    model = MLP(2, 3, 27, 3, "tanh", fourier_features=2).eval()
+    lib = compiled_kernel(extract_chain(to_relax(model, torch.zeros(3, 2))), KernelOptions())
+    for n in (1, 2, 3, 5):
+        x = np.random.default_rng(n).uniform(-2, 2, size=(n, 2)).astype(np.float32)
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(run(lib, SMALL_ENTRY, x, 3), expected, rtol=0, atol=1e-5, err_msg=f"n={n}")
+
+
 @pytest.mark.parametrize("act, reason", [(lambda: torch.nn.ELU(alpha=0.5), "ELU with alpha 0.5"),
                                          (lambda: torch.nn.Softplus(threshold=1.0), "none of the fused activations")],
                          ids=["elu_alpha", "softplus_threshold"])
