@@ -69,6 +69,7 @@ std::unique_ptr<peer::Model> load_eigen(const std::string& path, std::string* wh
   static const std::map<std::vector<int>, std::unique_ptr<peer::Model> (*)(std::istream&)> shapes = {
       {{2, 20, 20, 20, 20, 1}, &make<2, 20, 20, 20, 20, 1>}, {{2, 20, 20, 20, 1}, &make<2, 20, 20, 20, 1>},
       {{3, 20, 20, 20, 1}, &make<3, 20, 20, 20, 1>},         {{2, 24, 24, 24, 3}, &make<2, 24, 24, 24, 3>},
+      {{2, 27, 27, 27, 3}, &make<2, 27, 27, 27, 3>},
       {{2, 5, 24, 24, 24, 1}, &make<2, 5, 24, 24, 24, 1>},   {{3, 9, 24, 24, 24, 3}, &make<3, 9, 24, 24, 24, 3>},
   };
   auto it = shapes.find(widths);
