@@ -538,7 +538,8 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from kd_edge.compiler.kernel import _c, _chunks, _constant_vector, _pairwise_sum, _unit_lanes, small_arguments
+    from kd_edge.compiler.kernel import (_c, _constant_vector, _padded_chunks, _padded_width, _pairwise_sum,
+                                         _unit_lanes, small_arguments)
 
     d_in, n_out = int(layers[0].weight.shape[1]), layers.n_outputs
     firsts, pairs, residual = plan(derivatives, residual)
@@ -549,8 +550,8 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
         with T.prim_func():
             X, Y, n = small_arguments(T, d_in, n_out + len(derivatives) + len(trees))
             with T.serial(n) as point:
-                H = [{part: T.alloc_buffer((len(layer.bias),), "float32", scope="global") for part in parts}
-                     for layer in layers]
+                H = [{part: T.alloc_buffer((_padded_width(len(layer.bias), lanes),), "float32", scope="global")
+                      for part in parts} for layer in layers]
 
                 def let_of(w):
                     def let(expr):
@@ -571,15 +572,19 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
                     sources = [(layer.main_source(i + 1), np.asarray(layer.weight, np.float32))]
                     sources += [(src, np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
                     bias = np.asarray(layer.bias, np.float32)
-                    for start, w in _chunks(len(bias), lanes):
+                    for start, w in _padded_chunks(len(bias), lanes):  # the last vector padded, as in the values'
                         units = slice(start, start + w)
+
+                        def pad(values, w=w):  # zero weights for the units past the layer's width
+                            return np.pad(values, (0, w - len(values)))
+
                         pre = {}
                         for part in parts:
-                            terms = [term(src, part, k, m[units, k]) for src, m in sources for k in range(m.shape[1])
-                                     if m[units, k].any()]
+                            terms = [term(src, part, k, pad(m[units, k])) for src, m in sources
+                                     for k in range(m.shape[1]) if m[units, k].any()]
                             terms = [t for t in terms if t is not None]
                             if part == "value":
-                                terms.insert(0, _constant_vector(bias[units]))
+                                terms.insert(0, _constant_vector(pad(bias[units])))
                             pre[part] = _pairwise_sum(terms)
                         kinds = set(layer.activations[units])
                         if len(kinds) == 1:
@@ -594,7 +599,7 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
                         for part in parts:  # mixed activations (a feature layer): unit by unit
                             T.buffer_store(H[i][part], pre[part] if pre[part] is not None else _broadcast(_c(0.0), w),
                                            [_unit_lanes(start, w)])
-                        for j in range(start, start + w):
+                        for j in range(start, min(start + w, len(bias))):
                             dual = _Dual(H[i]["value"][j], {q: H[i][q][j] for q in firsts},
                                          {qr: H[i][qr][j] for qr in pairs})
                             let = let_of(1)

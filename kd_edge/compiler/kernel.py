@@ -509,18 +509,6 @@ def _unit_lanes(start, w):
     return tirx.Ramp(tirx.IntImm("int64", start), tirx.IntImm("int64", 1), w) if w > 1 else start
 
 
-def _chunks(width: int, lanes: int) -> list[tuple[int, int]]:
-    """(first unit, vector width) covering `width` units: full vectors, then smaller powers of two."""
-    out, start = [], 0
-    while start < width:
-        w = lanes
-        while w > width - start:
-            w //= 2
-        out.append((start, w))
-        start += w
-    return out
-
-
 def _padded_chunks(width: int, lanes: int) -> list[tuple[int, int]]:
     """(first unit, vector width) covering `width` units: full vectors, then one vector of the next
     power of two for the rest (the units past `width` get zero weights and are never read). 27
