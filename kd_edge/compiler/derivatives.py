@@ -538,8 +538,8 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
     from tvm.script.ir_builder import IRBuilder
     from tvm.script.ir_builder import tirx as T
 
-    from kd_edge.compiler.kernel import (_c, _constant_vector, _padded_chunks, _padded_width, _pairwise_sum,
-                                         _unit_lanes, small_arguments)
+    from kd_edge.compiler.kernel import (_c, _constant_vector, _pad_units, _padded_chunks, _padded_width,
+                                         _pairwise_sum, _unit_lanes, small_arguments)
 
     d_in, n_out = int(layers[0].weight.shape[1]), layers.n_outputs
     firsts, pairs, residual = plan(derivatives, residual)
@@ -569,22 +569,19 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
                     return _constant_vector(column) * _broadcast(H[src - 1][part][k], len(column))
 
                 for i, layer in enumerate(layers):
-                    sources = [(layer.main_source(i + 1), np.asarray(layer.weight, np.float32))]
-                    sources += [(src, np.asarray(m, np.float32)) for src, m in sorted(layer.skips.items())]
-                    bias = np.asarray(layer.bias, np.float32)
-                    for start, w in _padded_chunks(len(bias), lanes):  # the last vector padded, as in the values'
+                    # units first, zero rows for the last vector's padding, as in the value kernel
+                    sources = [(layer.main_source(i + 1), _pad_units(layer.weight, lanes))]
+                    sources += [(src, _pad_units(m, lanes)) for src, m in sorted(layer.skips.items())]
+                    width, bias = len(layer.bias), _pad_units(layer.bias, lanes)
+                    for start, w in _padded_chunks(width, lanes):
                         units = slice(start, start + w)
-
-                        def pad(values, w=w):  # zero weights for the units past the layer's width
-                            return np.pad(values, (0, w - len(values)))
-
                         pre = {}
                         for part in parts:
-                            terms = [term(src, part, k, pad(m[units, k])) for src, m in sources
-                                     for k in range(m.shape[1]) if m[units, k].any()]
+                            terms = [term(src, part, k, m[units, k]) for src, m in sources for k in range(m.shape[1])
+                                     if m[units, k].any()]
                             terms = [t for t in terms if t is not None]
                             if part == "value":
-                                terms.insert(0, _constant_vector(pad(bias[units])))
+                                terms.insert(0, _constant_vector(bias[units]))
                             pre[part] = _pairwise_sum(terms)
                         kinds = set(layer.activations[units])
                         if len(kinds) == 1:
@@ -599,7 +596,7 @@ def build_small_derivative_kernel(layers, lanes: int, derivatives, residual=None
                         for part in parts:  # mixed activations (a feature layer): unit by unit
                             T.buffer_store(H[i][part], pre[part] if pre[part] is not None else _broadcast(_c(0.0), w),
                                            [_unit_lanes(start, w)])
-                        for j in range(start, min(start + w, len(bias))):
+                        for j in range(start, min(start + w, width)):
                             dual = _Dual(H[i]["value"][j], {q: H[i][q][j] for q in firsts},
                                          {qr: H[i][qr][j] for qr in pairs})
                             let = let_of(1)

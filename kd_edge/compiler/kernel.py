@@ -526,6 +526,13 @@ def _padded_width(width: int, lanes: int) -> int:
     return start + w
 
 
+def _pad_units(values, lanes: int) -> np.ndarray:
+    """A layer's bias or weight matrix (units first) with zero rows for the padded units."""
+    values = np.asarray(values, np.float32)
+    extra = _padded_width(len(values), lanes) - len(values)
+    return np.pad(values, [(0, extra)] + [(0, 0)] * (values.ndim - 1))
+
+
 def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
     """The latency kernel: each layer a matrix-vector product vectorised across its units (weight
     columns as vector constants, one broadcast input per column), activations on whole vectors.
@@ -545,27 +552,24 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
     def dense(layer, sources, H):
         """H = activation(sum of W source + b), chunk by chunk of units; sources: (value(k), W)
         for the previous layer's output and each skip connection's."""
-        bias = np.asarray(layer.bias, np.float32)
-        for start, w in _padded_chunks(len(bias), lanes):
+        width, bias = len(layer.bias), _pad_units(layer.bias, lanes)
+        sources = [(source, _pad_units(m, lanes)) for source, m in sources]
+        for start, w in _padded_chunks(width, lanes):
             units = slice(start, start + w)
-
-            def pad(values):  # zeros for the units past the layer's width
-                return np.pad(values, (0, w - len(values)))
-
             partial = [None] * options.accumulators
-            columns = [(pad(m[units, k]), source(k)) for source, m in sources for k in range(m.shape[1])
+            columns = [(m[units, k], source(k)) for source, m in sources for k in range(m.shape[1])
                        if m[units, k].any() or m is sources[0][1]]
             for k, (column, inp) in enumerate(columns):
                 term = vector(column) * (tirx.Broadcast(inp, w) if w > 1 else inp)
                 a = k % options.accumulators
                 partial[a] = term if partial[a] is None else partial[a] + term
-            e = _pairwise_sum([vector(pad(bias[units]))] + [t for t in partial if t is not None])
+            e = _pairwise_sum([vector(bias[units])] + [t for t in partial if t is not None])
             kinds = set(layer.activations[units])
             if len(kinds) == 1 and kinds != {"identity"}:
                 e = activation[kinds.pop()](e)
             T.buffer_store(H, e, [lanes_of(start, w)])
             if len(kinds) > 1:  # mixed (a feature layer): unit by unit
-                for j in range(start, min(start + w, len(bias))):
+                for j in range(start, min(start + w, width)):
                     if layer.activations[j] != "identity":
                         T.buffer_store(H, activation[layer.activations[j]](H[j]), [j])
 
