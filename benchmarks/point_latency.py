@@ -1,4 +1,6 @@
-"""Per-call latency of 1 to 64 points from C++, pinned to one core, side by side in one process:
+"""Per-call latency of 1 to 64 points from C++, pinned to one core, side by side in one process
+(each call timed alone: p50, p99; and the same calls chained, each input waiting for the last
+output: mean ns per call at 1 ns resolution, where this machine's clock steps 10 ns):
 kd-edge's latency kernel alone, Solver::predict, the C API, a fixed-size Eigen MLP of the same
 network (the RTNeural approach) and ONNX Runtime's C API on the same network exported to ONNX
 (one thread; its header from benchmarks/cpp/onnxruntime_headers.sh, its library from the
@@ -86,9 +88,11 @@ def main(argv=None):
         rows = json.loads(run.stdout)["rows"]
         results[name] = {"epilogue": epilogue, "rows": rows}
         by = {(r["backend"], r["n"]): r for r in rows}
-        p50 = lambda b: by.get((b, 1), {}).get("p50_ns", float("nan"))  # noqa: E731
+        p50 = lambda b, k="p50_ns": by.get((b, 1), {}).get(k, float("nan"))  # noqa: E731
         print(f"{name}: N=1 p50 solver {p50('solver'):.0f} ns, kernel {p50('kernel'):.0f} ns, "
-              f"Eigen {p50('eigen'):.0f} ns, ONNX Runtime {p50('onnxruntime'):.0f} ns", flush=True)
+              f"Eigen {p50('eigen'):.0f} ns, ONNX Runtime {p50('onnxruntime'):.0f} ns; chained: solver "
+              f"{p50('solver', 'chained_ns'):.1f} ns, kernel {p50('kernel', 'chained_ns'):.1f} ns, "
+              f"Eigen {p50('eigen', 'chained_ns'):.1f} ns", flush=True)
     cpu = cpu_name()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "point_latency.json").write_text(json.dumps({"cpu": cpu, "models": results}, indent=1) + "\n")
@@ -99,16 +103,18 @@ def main(argv=None):
 def markdown(results, cpu):
     lines = [f"C++, one thread pinned, p50 / p99 per call in ns ({cpu}):", "",
              "| model | N | latency kernel alone | Solver::predict | C API | fixed-size Eigen | ONNX Runtime | "
-             "Eigen / kd-edge (p50) | ONNX Runtime / kd-edge (p50) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Eigen / kd-edge (p50) | ONNX Runtime / kd-edge (p50) | chained, ns per call: kernel, Solver::predict, Eigen |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, result in results.items():
         by = {(r["backend"], r["n"]): r for r in result["rows"]}
         for n in BATCHES:
             cell = lambda b: f"{by[(b, n)]['p50_ns']:.0f} / {by[(b, n)]['p99_ns']:.0f}" if (b, n) in by else "-"  # noqa: E731
             ratio = lambda b: f"{by[(b, n)]['p50_ns'] / by[('solver', n)]['p50_ns']:.2f}x" if (b, n) in by else "-"  # noqa: E731
             label = name + (" (Eigen without the epilogue)" if result["epilogue"] and n == 1 else "")
+            chained = ", ".join(f"{by[(b, n)]['chained_ns']:.1f}" if (b, n) in by else "-"
+                                for b in ("kernel", "solver", "eigen"))
             lines.append(f"| {label} | {n} | {cell('kernel')} | {cell('solver')} | {cell('c_api')} | {cell('eigen')} | "
-                         f"{cell('onnxruntime')} | {ratio('eigen')} | {ratio('onnxruntime')} |")
+                         f"{cell('onnxruntime')} | {ratio('eigen')} | {ratio('onnxruntime')} | {chained} |")
     return "\n".join(lines) + "\n"
 
 
