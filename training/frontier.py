@@ -72,29 +72,20 @@ def readme_table(models: Path) -> str:
 
 
 def chart(models: Path, path: Path):
+    """Every problem's frontier side by side (the README's figure); kd-edge report draws each alone."""
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from kd_edge.report.figures import draw_frontier
 
     found = sorted(models.glob("*/frontier.json"))
     if not found:
         return
     fig, axes = plt.subplots(1, len(found), figsize=(4.2 * len(found), 3.6), squeeze=False)
     for ax, f in zip(axes[0], found):
-        rows = json.loads(f.read_text())["rows"]
-        students = [r for r in rows if r["model"] != "teacher"]
-        ax.plot([r["grid_us"] for r in students], [r["rel_l2"] for r in students], "o-", label="students")
-        for r in students:
-            ax.annotate(r["model"], (r["grid_us"], r["rel_l2"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        teacher = next(r for r in rows if r["model"] == "teacher")
-        ax.plot([teacher["grid_us"]], [teacher["rel_l2"]], "*", markersize=12, label="teacher")
-        ax.set(xscale="log", yscale="log", title=f.parent.name, xlabel="kd-edge C++, whole grid (us)",
-               ylabel="relative L2")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
-        ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.legend(fontsize=8)
+        draw_frontier(ax, json.loads(f.read_text())["rows"], f.parent.name)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

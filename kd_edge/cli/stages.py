@@ -259,6 +259,7 @@ class Run:
                    else write_metrics(self.problem, self.models))
         manifest = json.loads((self.out / "artifact" / "manifest.json").read_text())
         bench = json.loads((self.out / "bench.json").read_text()) if (self.out / "bench.json").exists() else {}
+        frontier_file = self.models / "frontier.json"  # training/frontier.py --measure writes it
         return {"problem": self.problem.name, "metrics": metrics,
                 "models": f"trained by this run in {self.models}" if self.retrain else f"shipped, {self.models}",
                 "artifact": str(self.out / "artifact"), "runtime": manifest["runtime"]["kind"],
@@ -266,16 +267,19 @@ class Run:
                 "multiply_adds": manifest["runtime"].get("multiply_adds"),
                 "accuracy": json.loads((self.out / "accuracy.json").read_text()),
                 "bench": bench.get("rows", []), "bench_threads": bench.get("threads", 1),
-                "control_loop": (self.out / "control_loop.txt").read_text()}
+                "control_loop": (self.out / "control_loop.txt").read_text(),
+                "frontier": json.loads(frontier_file.read_text()) if frontier_file.exists() else None}
 
     def stage_report(self):
         from kd_edge.report import write_problem_report
-        from kd_edge.report.figures import fields, training_curves
+        from kd_edge.report.figures import fields, frontier, training_curves
 
         summary = self.summary()
         models = {kind: self.load(kind) for kind in TRAIN_STAGES}
         figures = {"fields": fields(self.problem, models["teacher"], models["student"]),
                    "training": training_curves(models)}
+        if summary["frontier"]:
+            figures["frontier"] = frontier(summary["frontier"]["rows"], f"{self.problem.name}: student sizes")
         write_problem_report(self.out / "report.html", summary, figures)
         (self.out / "fields.png").write_bytes(figures["fields"])
         (self.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

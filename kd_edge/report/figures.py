@@ -112,3 +112,28 @@ def accuracy_vs_latency(points: list[dict], title: str) -> bytes:
         ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=colours[n], label=n) for n in problems],
                   fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0.0), title="problem")
     return png(fig)
+
+
+def draw_frontier(ax, rows: list[dict], title: str):
+    """One problem's size frontier on ax: relative L2 against kd-edge's C++ time on the whole grid,
+    each student size labelled, the teacher as a star (rows: a frontier.json's "rows")."""
+    import matplotlib.ticker
+
+    students = [r for r in rows if r["model"] != "teacher"]
+    ax.plot([r["grid_us"] for r in students], [r["rel_l2"] for r in students], "o-", label="students")
+    for r in students:
+        ax.annotate(r["model"], (r["grid_us"], r["rel_l2"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    teacher = [r for r in rows if r["model"] == "teacher"]
+    if teacher:
+        ax.plot([teacher[0]["grid_us"]], [teacher[0]["rel_l2"]], "*", markersize=12, label="teacher")
+    ax.set(xscale="log", yscale="log", title=title, xlabel="kd-edge C++, whole grid (us)", ylabel="relative L2")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap on short ranges
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.legend(fontsize=8)
+
+
+def frontier(rows: list[dict], title: str) -> bytes:
+    """The size frontier of one problem as a PNG (draw_frontier)."""
+    fig, ax = plt.subplots(figsize=(6, 4.2), layout="constrained")
+    draw_frontier(ax, rows, title)
+    return png(fig)

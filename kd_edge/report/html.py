@@ -81,7 +81,7 @@ def page(title: str, body: str) -> str:
 
 
 def write_problem_report(path: Path, summary: dict, figures: dict) -> Path:
-    """figures: {"fields": png, "training": png} (either may be missing)."""
+    """figures: {"fields": png, "training": png, "frontier": png} (any may be missing)."""
     m, acc = summary["metrics"], summary.get("accuracy", {})
     threads = summary.get("bench_threads", 1)
     parts = [f"<p>Models: {html.escape(summary['models'])}. Artifact: <code>{html.escape(summary['artifact'])}</code> "
@@ -107,6 +107,17 @@ def write_problem_report(path: Path, summary: dict, figures: dict) -> Path:
                         [[LABELS[b]] + [by.get((b, n)) for n in sizes] for b in LABELS]),
                   img(accuracy_vs_latency(latency_points(summary), f"{summary['problem']}: accuracy vs latency"),
                       "accuracy vs latency")]
+    if summary.get("frontier"):
+        f = summary["frontier"]
+        rows = [[r["model"] + (" (shipped)" if r.get("shipped") else ""), r["multiply_adds"], r["rel_l2"], r["n1_us"],
+                 r["grid_us"]] for r in f["rows"]]
+        parts += ["<h2>Which student for a latency budget</h2>",
+                  table(["model", "multiply-adds per point", "relative L2", "kd-edge C++, N = 1 (us)",
+                         f"whole grid, {f['grid_points']:,} points (us)"], rows),
+                  f"<p>Students of other sizes distilled with the shipped recipe, timed from C++ on "
+                  f"{html.escape(f.get('cpu', '?'))} (training/frontier.py).</p>"]
+        if "frontier" in figures:
+            parts.append(img(figures["frontier"], "size frontier"))
     if summary.get("control_loop"):
         parts += ["<h2>C++ control loop</h2>", f"<pre>{html.escape(summary['control_loop'])}</pre>"]
     path.write_text(page(f"kd-edge: {summary['problem']}", "\n".join(parts)))

@@ -111,6 +111,28 @@ def test_report_embeds_pictures_that_render(tiny):
     assert "KD-PINN table" in html and "deadline misses" in html
 
 
+def test_a_problem_with_a_measured_frontier_gets_its_table_and_chart(tiny, tmp_path):
+    from kd_edge.cli.stages import ROOT
+    from kd_edge.report import write_problem_report
+    from kd_edge.report.figures import frontier
+
+    _, out = tiny
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frontier"] is None  # the tiny run's models have none: no section
+    assert "latency budget" not in (out / "report.html").read_text()
+    measured = json.loads((ROOT / "models" / "burgers" / "frontier.json").read_text())
+    summary["frontier"] = measured
+    html = write_problem_report(tmp_path / "report.html", summary,
+                                {"frontier": frontier(measured["rows"], "burgers")}).read_text()
+    section = html[html.index("Which student for a latency budget"):]
+    for row in measured["rows"]:
+        assert f"<td>{row['model']}" in section
+    assert section.count("<tr>") == len(measured["rows"]) + 1 and "3x20 (shipped)" in section
+    data = re.search(r'src="data:image/png;base64,([^"]+)"', section).group(1)
+    pixels = matplotlib.image.imread(io.BytesIO(base64.b64decode(data)), format="png")
+    assert pixels.shape[0] > 200 and pixels.std() > 0.05
+
+
 def test_report_across_problems_links_each_and_charts_all(tiny, tmp_path):
     from kd_edge.report import write_index
 
