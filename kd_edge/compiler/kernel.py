@@ -569,9 +569,11 @@ def _small_kernel(layers, lanes: int, options: KernelOptions, group: int = 2):
             columns = [(m[units, k], source(k)) for source, m in sources for k in range(m.shape[1])
                        if m[units, k].any() or m is sources[0][1]]
             # the bias starts a partial sum with the fewest terms (a multiply-add instead of a
-            # multiply), not a level of the final sum: one add fewer on the point's chain
+            # multiply), not a level of the final sum: one add fewer on the point's chain. With
+            # fewer columns than partial sums each has one term at most: the first takes it.
             partial = [None] * options.accumulators
-            partial[len(columns) % options.accumulators] = vector(bias[units])
+            partial[len(columns) % options.accumulators if len(columns) >= options.accumulators else 0] = \
+                vector(bias[units])
             for k, (column, inp) in enumerate(columns):
                 term = vector(column) * (tirx.Broadcast(inp, w) if w > 1 else inp)
                 a = k % options.accumulators

@@ -109,8 +109,8 @@ def write_problem_report(path: Path, summary: dict, figures: dict) -> Path:
                       "accuracy vs latency")]
     if summary.get("frontier"):
         f = summary["frontier"]
-        rows = [[r["model"] + (" (shipped)" if r.get("shipped") else ""), r["multiply_adds"], r["rel_l2"], r["n1_us"],
-                 r["grid_us"]] for r in f["rows"]]
+        rows = [[html.escape(r["model"]) + (" (shipped)" if r.get("shipped") else ""), r["multiply_adds"], r["rel_l2"],
+                 r["n1_us"], r["grid_us"]] for r in f["rows"]]
         parts += ["<h2>Which student for a latency budget</h2>",
                   table(["model", "multiply-adds per point", "relative L2", "kd-edge C++, N = 1 (us)",
                          f"whole grid, {f['grid_points']:,} points (us)"], rows),
